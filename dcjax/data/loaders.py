@@ -1,0 +1,136 @@
+"""Datasets by name: ``load_dataset("digits")`` -> (train, test).
+
+* ``digits``: scikit-learn's bundled 8x8 handwritten digits (1,797 real images, no network
+  needed); the default dataset. Split 1,497 train / 300 test (30 per class) from a fixed seed.
+* ``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``, ``svhn``, ``celeba``: through
+  tensorflow-datasets' ``data_source`` (ArrayRecord; no TensorFlow needed), from ``data_dir``.
+  CelebA is the binary gender task (attribute "Male") at 32x32.
+* ``synthetic``: seeded, class-structured random images of any shape, for tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from dcjax.data.dataset import Dataset, from_arrays
+from dcjax.data.preprocessing import NORMALISATION
+
+TFDS_NAMES = {
+    "mnist": "mnist",
+    "fashion_mnist": "fashion_mnist",
+    "cifar10": "cifar10",
+    "cifar100": "cifar100",
+    "svhn": "svhn_cropped",
+    "celeba": "celeb_a",
+}
+TFDS_NUM_CLASSES = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100,
+                    "svhn": 10, "celeba": 2}
+DATASET_NAMES = ("digits", *TFDS_NAMES, "synthetic")
+DIGITS_TEST_PER_CLASS = 30
+DIGITS_SPLIT_SEED = 0
+
+
+def load_dataset(name: str, data_dir: str | None = None, zca: bool = False,
+                 **synthetic_kwargs: Any) -> tuple[Dataset, Dataset]:
+  """Returns (train, test), both normalised with the training split's preprocessing."""
+  if name not in DATASET_NAMES:
+    raise ValueError(f"Unknown dataset {name!r}; expected one of {list(DATASET_NAMES)}.")
+  if synthetic_kwargs and name != "synthetic":
+    raise TypeError(f"Options {sorted(synthetic_kwargs)} only apply to the synthetic dataset.")
+  if name == "digits":
+    (xtr, ytr), (xte, yte) = _digits_pixels()
+    mean = std = None
+  elif name == "synthetic":
+    (xtr, ytr), (xte, yte) = synthetic_pixels(**synthetic_kwargs)
+    mean = std = None
+  else:
+    xtr, ytr = _tfds_pixels(name, "train", data_dir)
+    xte, yte = _tfds_pixels(name, "test", data_dir)
+    mean, std = NORMALISATION.get(name, (None, None))
+  num_classes = TFDS_NUM_CLASSES.get(name, int(max(ytr.max(), yte.max())) + 1)
+  train = from_arrays(xtr, ytr, num_classes, name=name, mean=mean, std=std, zca=zca)
+  test = from_arrays(xte, yte, num_classes, name=name, preprocessing=train.preprocessing)
+  return train, test
+
+
+def _digits_pixels():
+  from sklearn.datasets import load_digits  # pylint: disable=import-outside-toplevel
+
+  bunch = load_digits()
+  pixels = (bunch.images / 16.0).astype(np.float32)[..., None]  # (1797, 8, 8, 1) in [0, 1]
+  labels = bunch.target.astype(np.int32)
+  rng = np.random.default_rng(DIGITS_SPLIT_SEED)
+  test = np.concatenate([
+      rng.permutation(np.flatnonzero(labels == c))[:DIGITS_TEST_PER_CLASS] for c in range(10)])
+  is_test = np.zeros(len(labels), bool)
+  is_test[test] = True
+  return (pixels[~is_test], labels[~is_test]), (pixels[is_test], labels[is_test])
+
+
+def synthetic_pixels(num_classes: int = 10, train_per_class: int = 100,
+                     test_per_class: int = 20, image_shape: tuple[int, int, int] = (32, 32, 3),
+                     noise: float = 0.15, seed: int = 0):
+  """Class-structured random images: a smooth random prototype per class plus pixel noise.
+
+  Returns ((x_train, y_train), (x_test, y_test)) with pixels in [0, 1], classes balanced and
+  ordered by class within each split.
+  """
+  if num_classes < 2 or train_per_class < 1 or test_per_class < 1:
+    raise ValueError("synthetic data needs num_classes >= 2 and >= 1 example per class per "
+                     f"split, got {num_classes}, {train_per_class}, {test_per_class}.")
+  h, w, c = image_shape
+  rng = np.random.default_rng(seed)
+  coarse = rng.uniform(0.0, 1.0, (num_classes, max(h // 4, 1), max(w // 4, 1), c))
+  protos = coarse.repeat(4, 1).repeat(4, 2)[:, :h, :w]
+  protos = np.pad(protos, ((0, 0), (0, h - protos.shape[1]), (0, w - protos.shape[2]), (0, 0)),
+                  mode="edge")
+
+  def draw(per_class):
+    y = np.repeat(np.arange(num_classes), per_class).astype(np.int32)
+    x = protos[y] + noise * rng.standard_normal((len(y), h, w, c))
+    return np.clip(x, 0.0, 1.0).astype(np.float32), y
+
+  return draw(train_per_class), draw(test_per_class)
+
+
+def _tfds_pixels(name: str, split: str, data_dir: str | None):
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+
+  tfds_name = TFDS_NAMES[name]
+  data_dir = data_dir or os.environ.get("TFDS_DATA_DIR")
+  try:
+    source = tfds.data_source(tfds_name, split=split, data_dir=data_dir, download=False)
+  except Exception as err:  # tfds raises several types for "not prepared / wrong format"
+    where = tfds.builder(tfds_name, data_dir=data_dir).data_dir
+    raise FileNotFoundError(
+        f"Dataset {name!r} (tfds {tfds_name!r}) is not prepared as ArrayRecord in data_dir "
+        f"{where!r} ({type(err).__name__}). dcjax reads it with tfds.data_source, which needs "
+        f"no TensorFlow but needs the ArrayRecord format. Prepare it once on a machine with "
+        f"network access:\n  tfds build {tfds_name} --file_format=array_record"
+        + (f" --data_dir={data_dir}" if data_dir else "") +
+        "\nthen pass --data_dir (or set TFDS_DATA_DIR) to that directory.") from err
+  images, labels = [], []
+  for example in source:
+    if name == "celeba":
+      images.append(_resize(np.asarray(example["image"]), 32))
+      labels.append(int(example["attributes"]["Male"]))
+    else:
+      images.append(np.asarray(example["image"]))
+      labels.append(int(example["label"]))
+  pixels = np.stack(images).astype(np.float32) / 255.0
+  return pixels, np.asarray(labels, np.int32)
+
+
+def _resize(image: np.ndarray, size: int) -> np.ndarray:
+  """Centre-crop to a square, then area-average / bilinear resize to size x size (uint8)."""
+  import jax  # pylint: disable=import-outside-toplevel
+
+  h, w = image.shape[:2]
+  s = min(h, w)
+  top, left = (h - s) // 2, (w - s) // 2
+  square = image[top:top + s, left:left + s].astype(np.float32)
+  resized = jax.image.resize(square, (size, size, image.shape[2]), "linear", antialias=True)
+  return np.clip(np.asarray(resized), 0, 255).astype(np.uint8)

@@ -1,0 +1,314 @@
+"""Training many networks on one shared pool, with the execution strategy chosen per backend.
+
+One pure step function drives both strategies, from the same keys, so they give the same
+parameters up to float reassociation:
+
+* "loop" (CPU): a Python loop over epochs and steps calls one jitted step; models are trained
+  one after another. XLA on CPU runs a convolution's gradient ~40x slower inside lax.scan /
+  while_loop than when driven from Python (jax issue #12868), and vmap over per-model conv
+  weights ~4x slower than a loop over models.
+* "scan" (GPU/TPU): the whole run of one model is a lax.scan, vmapped over models and mapped
+  over chunks of ``models_per_chunk`` with lax.map to cap memory.
+
+Data: a pool (N, H, W, C) with labels (N,); each model trains on the examples its mask keeps
+(or all), with optional per-example loss weights. An epoch visits that model's IN examples in a
+fresh random order, in batches of ``batch_size`` (the last one partial, as torch's
+drop_last=False), so the shapes stay static while the number of IN examples varies per model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from dcjax.augment import dsa
+from dcjax.train.config import TrainConfig
+
+Variables = Any  # {"params": ..., optionally "batch_stats": ...}
+CPU_MICROBATCH = 32  # measured best on CPU for the ConvNet (benchmarks/train_throughput.py)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+  """Static facts of one training job (hashable: a jit static argument)."""
+
+  net: nn.Module
+  cfg: TrainConfig
+  steps_per_epoch: int
+  microbatch: int | None
+  has_batch_stats: bool
+
+  @property
+  def total_steps(self) -> int:
+    return self.cfg.epochs * self.steps_per_epoch
+
+
+def resolve_strategy(cfg: TrainConfig) -> str:
+  if cfg.strategy != "auto":
+    return cfg.strategy
+  return "loop" if jax.default_backend() == "cpu" else "scan"
+
+
+def _resolve_microbatch(cfg: TrainConfig, has_batch_stats: bool) -> int | None:
+  if cfg.microbatch is None or has_batch_stats:  # BatchNorm statistics need the whole batch
+    return None
+  mb = cfg.microbatch or (CPU_MICROBATCH if jax.default_backend() == "cpu" else None)
+  if mb is None or mb >= cfg.batch_size or cfg.batch_size % mb:
+    return None
+  return mb
+
+
+def make_optimizer(cfg: TrainConfig, steps_per_epoch: int) -> optax.GradientTransformation:
+  """torch-style SGD: g += wd * p; buf = momentum * buf + g; p -= lr_t * buf."""
+  schedule = optax.piecewise_constant_schedule(
+      cfg.lr, {cfg.lr_decay_epoch * steps_per_epoch: 0.1})
+  return optax.chain(optax.add_decayed_weights(cfg.weight_decay),
+                     optax.sgd(schedule, momentum=cfg.momentum or None))
+
+
+def init_variables(key: jax.Array, net: nn.Module, image_shape: tuple[int, ...]) -> Variables:
+  """Fresh variables of ``net`` for images of shape (H, W, C)."""
+  return net.init(key, jnp.zeros((1, *image_shape), jnp.float32))
+
+
+# ----------------------------------------------------------------------------- one step
+
+
+def _epoch_order(key: jax.Array, mask: jax.Array) -> jax.Array:
+  """(N,) permutation listing the IN examples first, in random order."""
+  u = jax.random.uniform(key, mask.shape)
+  return jnp.argsort(jnp.where(mask, u, 2.0 + u))
+
+
+def _batch_indices(order: jax.Array, n_in: jax.Array, step: jax.Array, batch_size: int):
+  """Indices and validity of batch ``step`` of an epoch; padding wraps around the IN set."""
+  pos = step * batch_size + jnp.arange(batch_size)
+  valid = pos < n_in
+  return order[jnp.mod(pos, jnp.maximum(n_in, 1))], valid
+
+
+def _loss_fn(plan: _Plan, params, extra, xb, yb, wb):
+  variables = {"params": params, **extra}
+  if plan.has_batch_stats:
+    logits, updates = plan.net.apply(variables, xb, train=True, mutable=["batch_stats"])
+  else:
+    logits, updates = plan.net.apply(variables, xb, train=True), {}
+  losses = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
+  return jnp.sum(wb * losses), updates
+
+
+def _train_step(plan: _Plan, tx, state, pool_x, pool_y, order, n_in, weights, step, aug_key):
+  """One SGD step of one model. state = (variables, opt_state). Returns (state, loss)."""
+  variables, opt_state = state
+  step_in_epoch = jnp.mod(step, plan.steps_per_epoch)
+  idx, valid = _batch_indices(order, n_in, step_in_epoch, plan.cfg.batch_size)
+  xb, yb = pool_x[idx], pool_y[idx]
+  wb = valid * weights[idx]
+  if plan.cfg.augment:
+    xb = dsa(jax.random.fold_in(aug_key, step), xb, plan.cfg.augment, siamese=False)
+  params = variables["params"]
+  extra = {k: v for k, v in variables.items() if k != "params"}
+  grad_fn = jax.value_and_grad(functools.partial(_loss_fn, plan), has_aux=True)
+  mb = plan.microbatch
+  if mb is None:
+    (loss_sum, updates), grads = grad_fn(params, extra, xb, yb, wb)
+  else:  # a Python loop, unrolled at trace time: no conv gradient inside a CPU while-loop
+    loss_sum, grads, updates = 0.0, jax.tree.map(jnp.zeros_like, params), {}
+    for start in range(0, plan.cfg.batch_size, mb):
+      sl = slice(start, start + mb)
+      (l, updates), g = grad_fn(params, extra, xb[sl], yb[sl], wb[sl])
+      loss_sum, grads = loss_sum + l, jax.tree.map(jnp.add, grads, g)
+  total = jnp.sum(wb)
+  scale = 1.0 / jnp.maximum(total, 1e-12)
+  grads = jax.tree.map(lambda g: g * scale, grads)
+  upd, new_opt = tx.update(grads, opt_state, params)
+  new_vars = {**extra, **updates, "params": optax.apply_updates(params, upd)}
+  # A batch with no IN example (a model with fewer members than the largest) is skipped.
+  keep = total > 0
+  new_state = jax.tree.map(lambda new, old: jnp.where(keep, new, old),
+                           (new_vars, new_opt), (variables, opt_state))
+  return new_state, loss_sum * scale
+
+
+# ----------------------------------------------------------------------------- many models
+
+
+def _prepare(net, pool_x, pool_y, cfg, masks, example_weights, num_models):
+  """Validates inputs; returns (masks (M, N) bool, weights (M, N) f32, plan)."""
+  pool_x = jnp.asarray(pool_x)
+  pool_y = jnp.asarray(pool_y)
+  if pool_x.ndim != 4:
+    raise ValueError(f"Training images must be (N, H, W, C), got shape {pool_x.shape}.")
+  n = pool_x.shape[0]
+  if pool_y.shape != (n,):
+    raise ValueError(f"labels must have shape ({n},), got {pool_y.shape}.")
+  if masks is None:
+    masks = np.ones((num_models, n), bool)
+  masks = np.asarray(masks, bool)
+  if masks.shape != (num_models, n):
+    raise ValueError(f"masks must have shape (num_models={num_models}, N={n}), got "
+                     f"{masks.shape}.")
+  if example_weights is None:
+    example_weights = np.ones((num_models, n), np.float32)
+  example_weights = np.asarray(example_weights, np.float32)
+  if example_weights.shape != (num_models, n):
+    raise ValueError(f"example_weights must have shape ({num_models}, {n}), got "
+                     f"{example_weights.shape}.")
+  counts = masks.sum(axis=1)
+  if counts.min() < 1:
+    raise ValueError(f"Model {int(counts.argmin())} has no training example (empty mask).")
+  steps_per_epoch = math.ceil(int(counts.max()) / cfg.batch_size)
+  probe = jax.eval_shape(lambda: init_variables(jax.random.key(0), net, pool_x.shape[1:]))
+  has_bs = "batch_stats" in probe
+  plan = _Plan(net, cfg, steps_per_epoch, _resolve_microbatch(cfg, has_bs), has_bs)
+  return pool_x, pool_y, masks, example_weights, plan
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _init_state(plan: _Plan, key, image_shape_probe):
+  variables = plan.net.init(key, image_shape_probe)
+  tx = make_optimizer(plan.cfg, plan.steps_per_epoch)
+  return variables, tx.init(variables["params"])
+
+
+@functools.partial(jax.jit, static_argnums=(0,), donate_argnums=(1,))
+def _jit_step(plan, state, pool_x, pool_y, order, n_in, weights, step, aug_key):
+  tx = make_optimizer(plan.cfg, plan.steps_per_epoch)
+  return _train_step(plan, tx, state, pool_x, pool_y, order, n_in, weights, step, aug_key)
+
+
+_jit_order = jax.jit(_epoch_order)
+
+
+def _split_key(key):
+  init_key, order_key, aug_key = jax.random.split(key, 3)
+  return init_key, order_key, aug_key
+
+
+def _train_one_loop(plan, key, pool_x, pool_y, mask, weights, bar=None):
+  init_key, order_key, aug_key = _split_key(key)
+  state = _init_state(plan, init_key, pool_x[:1])
+  mask = jnp.asarray(mask)
+  weights = jnp.asarray(weights)
+  n_in = jnp.sum(mask).astype(jnp.int32)
+  step = 0
+  for epoch in range(plan.cfg.epochs):
+    order = _jit_order(jax.random.fold_in(order_key, epoch), mask)
+    for _ in range(plan.steps_per_epoch):
+      state, loss = _jit_step(plan, state, pool_x, pool_y, order, n_in, weights,
+                              jnp.int32(step), aug_key)
+      step += 1
+    if bar is not None:
+      bar.update(1)
+      if epoch % 10 == 0 or epoch == plan.cfg.epochs - 1:
+        bar.set_postfix(loss=f"{float(loss):.4f}")
+  return state[0]
+
+
+def _train_one_scan(plan, key, pool_x, pool_y, mask, weights):
+  """The whole run of one model as nested lax.scan (epochs x steps). Traceable, vmappable."""
+  init_key, order_key, aug_key = _split_key(key)
+  tx = make_optimizer(plan.cfg, plan.steps_per_epoch)
+  variables = plan.net.init(init_key, pool_x[:1])
+  state = (variables, tx.init(variables["params"]))
+  n_in = jnp.sum(mask).astype(jnp.int32)
+
+  def epoch_body(state, epoch):
+    order = _epoch_order(jax.random.fold_in(order_key, epoch), mask)
+
+    def step_body(state, s):
+      step = epoch * plan.steps_per_epoch + s
+      return _train_step(plan, tx, state, pool_x, pool_y, order, n_in, weights, step,
+                         aug_key)
+
+    state, losses = jax.lax.scan(step_body, state, jnp.arange(plan.steps_per_epoch))
+    return state, losses[-1]
+
+  state, _ = jax.lax.scan(epoch_body, state, jnp.arange(plan.cfg.epochs))
+  return state[0]
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _train_chunk_scan(plan, keys, pool_x, pool_y, masks, weights):
+  one = lambda k, m, w: _train_one_scan(plan, k, pool_x, pool_y, m, w)
+  return jax.vmap(one)(keys, masks, weights)
+
+
+def train_many(keys: jax.Array, net: nn.Module, pool_x, pool_y, cfg: TrainConfig = TrainConfig(),
+               masks=None, example_weights=None, progress: bool = False) -> Variables:
+  """Trains one fresh network per key on its IN examples of a shared pool.
+
+  keys: (M,) PRNG keys. pool_x: (N, H, W, C) float32. pool_y: (N,) int. masks: (M, N) bool
+  (default: all IN). example_weights: (M, N) loss weights (default 1). Returns the variables
+  of the M networks stacked on a leading axis.
+  """
+  keys = jnp.asarray(keys)
+  if keys.ndim != 1:
+    raise ValueError(f"keys must be a 1-D array of PRNG keys, got shape {keys.shape}.")
+  m = keys.shape[0]
+  pool_x, pool_y, masks, weights, plan = _prepare(net, pool_x, pool_y, cfg, masks,
+                                                  example_weights, m)
+  if resolve_strategy(cfg) == "loop":
+    bar = tqdm(total=m * cfg.epochs, desc=f"train {m} model(s)", unit="epoch",
+               disable=not progress)
+    outs = [_train_one_loop(plan, keys[i], pool_x, pool_y, masks[i], weights[i], bar)
+            for i in range(m)]
+    bar.close()
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
+  chunk = min(cfg.models_per_chunk, m)
+  outs = []
+  for start in tqdm(range(0, m, chunk), desc=f"train {m} model(s)", unit="chunk",
+                    disable=not progress):
+    sl = slice(start, min(start + chunk, m))
+    outs.append(_train_chunk_scan(plan, keys[sl], pool_x, pool_y, jnp.asarray(masks[sl]),
+                                  jnp.asarray(weights[sl])))
+  return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outs)
+
+
+def train(key: jax.Array, net: nn.Module, x, y, cfg: TrainConfig = TrainConfig(),
+          example_weights=None, progress: bool = False) -> Variables:
+  """Trains one fresh network on (x (N, H, W, C), y (N,)); returns its variables."""
+  weights = None if example_weights is None else np.asarray(example_weights)[None]
+  stacked = train_many(key[None], net, x, y, cfg, example_weights=weights, progress=progress)
+  return jax.tree.map(lambda a: a[0], stacked)
+
+
+# ----------------------------------------------------------------------------- inference
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _forward(net, variables, x):
+  return net.apply(variables, x, train=False)
+
+
+def predict(net: nn.Module, variables: Variables, x, batch_size: int = 1024) -> jax.Array:
+  """Logits (N, num_classes) of one network (BatchNorm in inference mode)."""
+  x = jnp.asarray(x)
+  return jnp.concatenate([_forward(net, variables, x[i:i + batch_size])
+                          for i in range(0, x.shape[0], batch_size)])
+
+
+def predict_many(net: nn.Module, stacked: Variables, x, batch_size: int = 1024) -> jax.Array:
+  """Logits (M, N, num_classes) of M stacked networks: a loop on CPU, vmap elsewhere."""
+  m = jax.tree.leaves(stacked)[0].shape[0]
+  if jax.default_backend() == "cpu":
+    return jnp.stack([predict(net, jax.tree.map(lambda a: a[i], stacked), x, batch_size)
+                      for i in range(m)])
+  fwd = jax.jit(jax.vmap(lambda v, xb: net.apply(v, xb, train=False), in_axes=(0, None)))
+  x = jnp.asarray(x)
+  return jnp.concatenate([fwd(stacked, x[i:i + batch_size])
+                          for i in range(0, x.shape[0], batch_size)], axis=1)
+
+
+def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Fraction correct; logits (..., N, K), labels (N,) -> (...)."""
+  return jnp.mean(jnp.argmax(logits, -1) == labels, axis=-1)
