@@ -1,0 +1,58 @@
+"""Command-line flags from frozen dataclass configs: every field is a flag with its default."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from typing import Any
+
+
+def _parse_optional(kind):
+  def parse(text: str):
+    return None if text.lower() in ("none", "null", "") else kind(text)
+  return parse
+
+
+def _bool(text: str) -> bool:
+  if text.lower() in ("1", "true", "yes", "on"):
+    return True
+  if text.lower() in ("0", "false", "no", "off"):
+    return False
+  raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls: type, prefix: str = "",
+                     docs: dict[str, str] | None = None) -> None:
+  """Adds ``--{prefix}{field}`` for every field of dataclass ``cls``; help shows the default."""
+  hints = typing.get_type_hints(cls)
+  docs = docs or {}
+  for field in dataclasses.fields(cls):
+    hint = hints[field.name]
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    kind = next((a for a in args if a is not type(None)), hint)
+    if kind is bool:
+      convert = _bool
+    elif kind in (int, float, str):
+      convert = kind
+    else:
+      continue  # structured fields are set in code (presets), not from the command line
+    if optional:
+      convert = _parse_optional(convert)
+    default = field.default
+    parser.add_argument(
+        f"--{prefix}{field.name}".replace("_", "-"), dest=f"{prefix}{field.name}",
+        type=convert, default=default,
+        help=f"{docs.get(field.name, '')} (default: {default!r})".strip())
+
+
+def config_from_args(args: argparse.Namespace, cls: type, prefix: str = "", **fixed: Any):
+  """Builds ``cls`` from the parsed flags added by ``add_config_flags``."""
+  values = {}
+  for field in dataclasses.fields(cls):
+    key = f"{prefix}{field.name}"
+    if hasattr(args, key):
+      values[field.name] = getattr(args, key)
+  values.update(fixed)
+  return cls(**values)

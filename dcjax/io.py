@@ -1,0 +1,60 @@
+"""Small, atomic file writes for results (JSON) with the provenance every artefact carries."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from typing import Any
+
+import jax
+
+import dcjax
+
+
+def code_version() -> str:
+  """dcjax version plus the git commit of the source tree, when there is one."""
+  try:
+    here = os.path.dirname(os.path.abspath(dcjax.__file__))
+    commit = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+  except (OSError, subprocess.SubprocessError):
+    commit = ""
+  return f"{dcjax.__version__}+{commit}" if commit else dcjax.__version__
+
+
+def machine() -> dict[str, Any]:
+  return {"backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
+          "cpu_count": os.cpu_count(), "platform": platform.platform(),
+          "jax": jax.__version__}
+
+
+def to_jsonable(obj: Any) -> Any:
+  if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+    return {k: to_jsonable(v) for k, v in dataclasses.asdict(obj).items()}
+  if isinstance(obj, dict):
+    return {str(k): to_jsonable(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [to_jsonable(v) for v in obj]
+  if hasattr(obj, "tolist"):
+    return obj.tolist()
+  return obj
+
+
+def write_json_atomic(path: str, payload: Any) -> None:
+  """Writes JSON to a temporary file in the same directory, then renames it into place."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+  try:
+    with os.fdopen(fd, "w") as f:
+      json.dump(to_jsonable(payload), f, indent=2, sort_keys=True)
+      f.write("\n")
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise

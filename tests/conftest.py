@@ -1,0 +1,22 @@
+"""Shared fixtures: tiny data so the whole suite stays fast on 2 CPU cores."""
+
+import os
+
+# Keep the test run deterministic and single-host; must be set before jax initialises.
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+
+import pytest  # noqa: E402
+
+from dcjax.data import load_dataset  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def digits():
+  return load_dataset("digits")
+
+
+@pytest.fixture(scope="session")
+def tiny_rgb():
+  """4 classes x 12 train / 4 test images of 8x8x3 (train, test)."""
+  return load_dataset("synthetic", num_classes=4, train_per_class=12, test_per_class=4,
+                      image_shape=(8, 8, 3), seed=1)
