@@ -144,3 +144,28 @@ class VGG11(_WithClassifier):
 
   def make_features(self):
     return _VGGFeatures(self.norm, self.conv_impl, self.init_scheme)
+
+
+class Linear(nn.Module):
+  """A linear feature extractor psi(x) = theta x with Gaussian theta, then a classifier.
+
+  The setting of the "Privacy for Free" theorem (DM with a linear extractor); used by the
+  closed-form check. ``embed``: (N, H, W, C) -> (N, features).
+  """
+
+  num_classes: int
+  features: int = 64
+  std: float = 1.0
+  init_scheme: str = "flax"  # accepted for a uniform registry; theta is always Gaussian
+
+  def setup(self):
+    self.theta = nn.Dense(self.features, use_bias=False,
+                          kernel_init=nn.initializers.normal(self.std))
+    self.classifier = layers.Dense(self.num_classes)
+
+  def embed(self, x: jax.Array, train: bool = False) -> jax.Array:
+    del train
+    return self.theta(x.reshape(x.shape[0], -1))
+
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    return self.classifier(self.embed(x, train))

@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import flax.linen as nn
 
-from dcjax.nets.classic import MLP, AlexNet, LeNet, VGG11
+from dcjax.nets.classic import MLP, AlexNet, LeNet, Linear, VGG11
 from dcjax.nets.convnet import ConvNet
 from dcjax.nets.resnet import ResNet18
 
@@ -32,6 +32,7 @@ _FACTORIES: dict[str, Callable[..., nn.Module]] = {
     **{name: (lambda kw: lambda **o: ConvNet(**{**kw, **o}))(kw)
        for name, kw in _CONVNET_VARIANTS.items()},
     "MLP": MLP,
+    "Linear": Linear,
     "LeNet": LeNet,
     "AlexNet": AlexNet,
     "VGG11": VGG11,

@@ -1,0 +1,201 @@
+"""DC (gradient matching, Zhao et al. 2021) and DSA (DC with Siamese augmentation).
+
+One iteration: a fresh random network; ``outer_loop`` times: for every class, the gradient of
+the loss on a real batch (no graph) is matched with the gradient on that class's synthetic
+images (with graph) by the layer-wise (1 - cosine) distance; one image step on the summed
+distance; then, except after the last outer step, ``inner_loop`` epochs of plain SGD on the
+synthetic set. BatchNorm networks get their statistics from a real batch, then frozen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from dcjax.augment import DEFAULT_STRATEGY, dsa
+from dcjax.condense import common
+
+# (outer_loop, inner_loop) by images per class, from the DC/DSA reference code.
+LOOPS_BY_IPC = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15),
+                50: (50, 10)}
+
+
+@dataclasses.dataclass(frozen=True)
+class DCConfig:
+  """Reference hyperparameters of DC/DSA (REFERENCE section 4): 1000 iterations, SGD lr 0.1
+  momentum 0.5 on the images, 256 real images per class, network trained on the synthetic set
+  with plain SGD lr 0.01 in batches of 256. DC: noise init, no augmentation; DSA: real init,
+  Siamese DSA."""
+
+  iterations: int = 1000
+  lr_img: float = 0.1
+  momentum: float = 0.5
+  batch_real: int = 256
+  outer_loop: int = 10
+  inner_loop: int = 50
+  lr_net: float = 0.01
+  batch_train: int = 256
+  dsa_strategy: str | None = None
+  net: str = "ConvNet"
+  init_scheme: str = "torch"
+  bn_per_class: int = 16  # real images per class that set BatchNorm statistics
+  real_chunk: int | None = 0  # 0: per backend (64 on CPU); None: one pass
+
+
+def loops_for_ipc(ipc: int) -> tuple[int, int]:
+  """The reference (outer_loop, inner_loop); other ipc values take the next tabulated one."""
+  for known in sorted(LOOPS_BY_IPC):
+    if ipc <= known:
+      return LOOPS_BY_IPC[known]
+  return LOOPS_BY_IPC[max(LOOPS_BY_IPC)]
+
+
+def preset(ipc: int, dsa_strategy: str | None = None) -> DCConfig:
+  outer, inner = loops_for_ipc(ipc)
+  return DCConfig(outer_loop=outer, inner_loop=inner, dsa_strategy=dsa_strategy)
+
+
+def dsa_preset(ipc: int) -> DCConfig:
+  return preset(ipc, DEFAULT_STRATEGY)
+
+
+def image_optimizer(cfg: DCConfig) -> optax.GradientTransformation:
+  return optax.sgd(cfg.lr_img, momentum=cfg.momentum or None)
+
+
+def init_state(cfg: DCConfig, images: jax.Array):
+  return image_optimizer(cfg).init(images)
+
+
+def _safe_norm(x: jax.Array) -> jax.Array:
+  """Row-wise L2 norm whose gradient at a zero row is 0 (as torch's), not NaN."""
+  sq = jnp.sum(x * x, axis=-1)
+  positive = sq > 0
+  return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
+
+
+def match_distance(grads_real, grads_syn) -> jax.Array:
+  """Sum over layers and output units of (1 - cosine); 1-D parameters contribute 0.
+
+  Flax kernels keep the output unit on the LAST axis ((kh, kw, in, out) or (in, out)), so each
+  output unit's row is a column here.
+  """
+  total = 0.0
+  for gr, gs in zip(jax.tree.leaves(grads_real), jax.tree.leaves(grads_syn)):
+    if gr.ndim < 2:
+      continue
+    gr = jnp.moveaxis(gr, -1, 0).reshape(gr.shape[-1], -1)
+    gs = jnp.moveaxis(gs, -1, 0).reshape(gs.shape[-1], -1)
+    cos = jnp.sum(gr * gs, -1) / (_safe_norm(gr) * _safe_norm(gs) + 1e-6)
+    total = total + jnp.sum(1.0 - cos)
+  return total
+
+
+def _ce(net, variables, params, x, y):
+  logits = net.apply({**variables, "params": params}, x, train=False)
+  return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+
+def _real_grad(net, variables, x, c, chunk):
+  """Gradient of the mean loss over real images x (all of class c), summed over chunks."""
+  params = variables["params"]
+  if chunk is None or x.shape[0] <= chunk:
+    return jax.grad(functools.partial(_ce, net, variables))(params, x, jnp.full(len(x), c))
+  total = jax.tree.map(jnp.zeros_like, params)
+  for i in range(0, x.shape[0], chunk):
+    xc = x[i:i + chunk]
+    g = jax.grad(functools.partial(_ce, net, variables))(params, xc, jnp.full(len(xc), c))
+    total = jax.tree.map(lambda t, gi, n=len(xc): t + gi * n, total, g)
+  return jax.tree.map(lambda t: t / x.shape[0], total)
+
+
+def matching_loss(net, cfg: DCConfig, images, variables, real, aug_key):
+  """images (C*ipc, ...) synthetic, real (C, B, ...). Summed matching distance over classes."""
+  num_classes = real.shape[0]
+  syn = images.reshape(num_classes, -1, *images.shape[1:])
+  chunk = common.default_chunk() if cfg.real_chunk == 0 else cfg.real_chunk
+  loss = 0.0
+  for c in range(num_classes):
+    key = jax.random.fold_in(aug_key, c)
+    real_c, syn_c = real[c], syn[c]
+    if cfg.dsa_strategy:
+      real_c = dsa(key, real_c, cfg.dsa_strategy, siamese=True)
+      syn_c = dsa(key, syn_c, cfg.dsa_strategy, siamese=True)
+    g_real = jax.lax.stop_gradient(_real_grad(net, variables, real_c, c, chunk))
+    g_syn = jax.grad(functools.partial(_ce, net, variables))(
+        variables["params"], syn_c, jnp.full(len(syn_c), c))
+    loss = loss + match_distance(g_real, g_syn)
+  return loss
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def init_network(net: nn.Module, cfg: DCConfig, num_classes: int, key, pool_x, pool_y, mask):
+  """A fresh random network; BatchNorm statistics set from a real batch, then frozen."""
+  k_init, k_bn = jax.random.split(key)
+  variables = net.init(k_init, pool_x[:1])
+  if "batch_stats" in variables:
+    real = common.real_batches(k_bn, pool_x, pool_y, num_classes, cfg.bn_per_class, mask)
+    _, updates = net.apply(variables, real.reshape(-1, *real.shape[2:]), train=True,
+                           mutable=["batch_stats"])
+    variables = {**variables, **updates}
+  return variables
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def match_step(net, cfg: DCConfig, num_classes: int, batch_real: int, images, opt_state,
+               variables, key, pool_x, pool_y, mask):
+  """One image update. Returns (images, opt_state, loss)."""
+  k_real, k_aug = jax.random.split(key)
+  real = common.real_batches(k_real, pool_x, pool_y, num_classes, batch_real, mask)
+  loss, grads = jax.value_and_grad(
+      lambda s: matching_loss(net, cfg, s, variables, real, k_aug))(images)
+  updates, opt_state = image_optimizer(cfg).update(grads, opt_state, images)
+  return optax.apply_updates(images, updates), opt_state, loss
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def inner_epoch(net, cfg: DCConfig, steps: int, variables, images, labels, key):
+  """One epoch of plain SGD (lr_net) on the synthetic set, in shuffled batches of batch_train."""
+  images = jax.lax.stop_gradient(images)
+  k_perm, k_aug = jax.random.split(key)
+  perm = jax.random.permutation(k_perm, images.shape[0])
+  bt = cfg.batch_train
+  for s in range(steps):  # unrolled: no conv gradient inside a CPU while-loop
+    idx = perm[s * bt:(s + 1) * bt]
+    xb, yb = images[idx], labels[idx]
+    if cfg.dsa_strategy:
+      xb = dsa(jax.random.fold_in(k_aug, s), xb, cfg.dsa_strategy, siamese=False)
+    grads = jax.grad(functools.partial(_ce, net, variables))(variables["params"], xb, yb)
+    params = jax.tree.map(lambda p, g: p - cfg.lr_net * g, variables["params"], grads)
+    variables = {**variables, "params": params}
+  return variables
+
+
+def step(net: nn.Module, cfg: DCConfig, num_classes: int, batch_real: int, images, opt_state,
+         key, pool_x, pool_y, mask):
+  """One DC/DSA iteration (fresh network, outer_loop image steps with inner training).
+
+  Driven from Python around jitted pieces. Returns (images, opt_state, mean loss).
+  """
+  labels = jnp.repeat(jnp.arange(num_classes, dtype=jnp.int32), images.shape[0] // num_classes)
+  k_net, k_loop = jax.random.split(key)
+  variables = init_network(net, cfg, num_classes, k_net, pool_x, pool_y, mask)
+  steps = -(-images.shape[0] // cfg.batch_train)
+  losses = []
+  for ol in range(cfg.outer_loop):
+    k_match, k_inner = jax.random.split(jax.random.fold_in(k_loop, ol))
+    images, opt_state, loss = match_step(net, cfg, num_classes, batch_real, images, opt_state,
+                                         variables, k_match, pool_x, pool_y, mask)
+    losses.append(loss)
+    if ol == cfg.outer_loop - 1:
+      break
+    for il in range(cfg.inner_loop):
+      variables = inner_epoch(net, cfg, steps, variables, images, labels,
+                              jax.random.fold_in(k_inner, il))
+  return images, opt_state, jnp.mean(jnp.stack(losses))

@@ -1,0 +1,83 @@
+"""DM: distribution matching (Zhao & Bilen, 2023).
+
+Each iteration draws a fresh random network (not trained) and, for every class, matches the mean
+embedding of a real batch with the mean embedding of that class's synthetic images, both under
+the same Siamese DSA transform:  loss = sum_c || mean embed(aug(real_c)) - mean embed(aug(syn_c)) ||^2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from dcjax.augment import DEFAULT_STRATEGY, dsa
+from dcjax.condense import common
+
+NAME = "dm"
+
+
+@dataclasses.dataclass(frozen=True)
+class DMConfig:
+  """Reference hyperparameters of DM (REFERENCE section 4; the DM paper's public code):
+  20,000 iterations, SGD lr 1.0 momentum 0.5 on the images, 256 real images per class,
+  real init, Siamese DSA with the full strategy."""
+
+  iterations: int = 20_000
+  lr_img: float = 1.0
+  momentum: float = 0.5
+  batch_real: int = 256
+  dsa_strategy: str | None = DEFAULT_STRATEGY
+  net: str = "ConvNet"
+  init_scheme: str = "torch"  # the reference embeds with PyTorch-initialised random networks
+  real_chunk: int | None = 0  # 0: per backend (64 on CPU); None: one pass
+
+
+def preset(ipc: int) -> DMConfig:
+  del ipc  # the DM reference uses the same hyperparameters for every ipc
+  return DMConfig()
+
+
+def image_optimizer(cfg: DMConfig) -> optax.GradientTransformation:
+  return optax.sgd(cfg.lr_img, momentum=cfg.momentum or None)
+
+
+def init_state(cfg: DMConfig, images: jax.Array):
+  return image_optimizer(cfg).init(images)
+
+
+def dm_loss(net: nn.Module, cfg: DMConfig, images: jax.Array, variables, real: jax.Array,
+            aug_key: jax.Array) -> jax.Array:
+  """images: (C*ipc, H, W, Ch) synthetic; real: (C, B, H, W, Ch). Returns the summed loss."""
+  num_classes = real.shape[0]
+  syn = images.reshape(num_classes, -1, *images.shape[1:])
+  chunk = common.default_chunk() if cfg.real_chunk == 0 else cfg.real_chunk
+  embed = lambda x: net.apply(variables, x, method="embed")
+  loss = 0.0
+  for c in range(num_classes):
+    key = jax.random.fold_in(aug_key, c)  # Siamese: the same key for real_c and syn_c
+    real_c, syn_c = real[c], syn[c]
+    if cfg.dsa_strategy:
+      real_c = dsa(key, real_c, cfg.dsa_strategy, siamese=True)
+      syn_c = dsa(key, syn_c, cfg.dsa_strategy, siamese=True)
+    mean_real = jax.lax.stop_gradient(common.apply_in_chunks(embed, real_c, chunk).mean(0))
+    mean_syn = embed(syn_c).mean(0)
+    loss = loss + jnp.sum((mean_real - mean_syn) ** 2)
+  return loss
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def step(net: nn.Module, cfg: DMConfig, num_classes: int, batch_real: int, images, opt_state,
+         key, pool_x, pool_y, mask):
+  """One DM iteration on images (C*ipc, H, W, Ch). Returns (images, opt_state, loss)."""
+  k_net, k_real, k_aug = jax.random.split(key, 3)
+  variables = net.init(k_net, images[:1])
+  real = common.real_batches(k_real, pool_x, pool_y, num_classes, batch_real, mask)
+  loss, grads = jax.value_and_grad(
+      lambda s: dm_loss(net, cfg, s, variables, real, k_aug))(images)
+  updates, opt_state = image_optimizer(cfg).update(grads, opt_state, images)
+  return optax.apply_updates(images, updates), opt_state, loss

@@ -1,0 +1,161 @@
+"""The one runner behind every condenser: validation, init, the outer loop, checkpoint/resume.
+
+The loop is driven from Python around each method's jitted step on every backend (on CPU that
+also keeps convolution gradients out of while-loops), so an interrupted run resumes at any
+checkpoint and, as every iteration's key is ``fold_in(run_key, iteration)``, ends with the same
+synthetic set as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from dcjax import checkpoint as ckpt
+from dcjax.condense import common, dc, dm
+from dcjax.condense.synthetic_set import SyntheticSet, class_major_labels
+from dcjax.data.dataset import Dataset
+from dcjax.nets import get_net
+
+
+class Method(NamedTuple):
+  preset: Callable[[int], Any]
+  init_state: Callable
+  step: Callable
+  default_init: str
+
+
+METHODS: dict[str, Method] = {
+    "dm": Method(dm.preset, dm.init_state, dm.step, "real"),
+    "dc": Method(dc.preset, dc.init_state, dc.step, "noise"),
+    "dsa": Method(dc.dsa_preset, dc.init_state, dc.step, "real"),
+}
+
+
+def get_method(name: str) -> Method:
+  if name not in METHODS:
+    raise ValueError(f"Unknown condensation method {name!r}; expected one of {list(METHODS)}.")
+  return METHODS[name]
+
+
+def validate(dataset: Dataset, method: str, ipc: int, init: str, mask=None) -> None:
+  """Every check that can fail, before any work starts."""
+  get_method(method)
+  if init not in common.INITS:
+    raise ValueError(f"Unknown init {init!r}; expected one of {list(common.INITS)}.")
+  if not isinstance(ipc, (int, np.integer)) or ipc < 1:
+    raise ValueError(f"ipc (images per class) must be a positive int, got {ipc!r}.")
+  n = len(dataset)
+  if mask is not None:
+    mask = np.asarray(mask)
+    if mask.shape != (n,) or mask.dtype != bool:
+      raise ValueError(f"mask must be a bool array of shape ({n},), got {mask.dtype} "
+                       f"{mask.shape}.")
+  counts = dataset.class_counts(mask)
+  empty = np.flatnonzero(counts == 0)
+  if empty.size:
+    raise ValueError(f"The membership mask keeps no example of class(es) {empty.tolist()}; "
+                     "every class needs members to condense.")
+  if ipc > counts.min():
+    raise ValueError(f"ipc={ipc} is larger than the smallest class among the IN examples "
+                     f"(class {int(counts.argmin())} has {int(counts.min())}).")
+
+
+def fingerprint(key, dataset: Dataset, method: str, ipc: int, init: str, cfg, mask) -> dict:
+  return {
+      "method": method, "ipc": ipc, "init": init, "config": cfg, "key": ckpt.key_digest(key),
+      "dataset": dataset.name,
+      "data": ckpt.array_digest(dataset.images, dataset.labels),
+      "mask": ckpt.array_digest(mask),
+  }
+
+
+def condense(key: jax.Array, dataset: Dataset, method: str = "dm", ipc: int = 10,
+             init: str | None = None, mask=None, config: Any = None, *,
+             seed: int | None = None, checkpoint_dir: str | None = None,
+             checkpoint_every: int = 100, progress: bool = False,
+             callback: Callable[[int, float], None] | None = None) -> SyntheticSet:
+  """Condenses ``dataset`` (only its ``mask``-ed IN examples) into ipc images per class.
+
+  key: the run's PRNG key (init images, networks, batches, augmentation all derive from it).
+  init: "real" or "noise" (default: the method's reference init). config: the method's frozen
+  config (default: its reference preset for this ipc). With ``checkpoint_dir`` the run saves
+  every ``checkpoint_every`` iterations and resumes from the latest checkpoint there.
+  ``callback(iteration, loss)`` runs after each iteration (iteration counts from 1).
+  """
+  spec = get_method(method)
+  init = init or spec.default_init
+  validate(dataset, method, ipc, init, mask)
+  cfg = config if config is not None else spec.preset(ipc)
+  num_classes = dataset.num_classes
+  net = get_net(cfg.net, num_classes, init_scheme=cfg.init_scheme)
+  batch_real = common.effective_batch_real(cfg.batch_real, dataset.labels, num_classes, mask)
+  pool_x, pool_y = jnp.asarray(dataset.images), jnp.asarray(dataset.labels)
+  mask_arr = None if mask is None else jnp.asarray(mask)
+
+  k_init, k_run = jax.random.split(key)
+  images, init_idx = common.init_images(k_init, pool_x, pool_y, num_classes, ipc, init, mask_arr)
+  opt_state = spec.init_state(cfg, images)
+  start = 0
+  saver = None
+  if checkpoint_dir is not None:
+    ckpt.bind_directory(checkpoint_dir, fingerprint(key, dataset, method, ipc, init, cfg, mask))
+    saver = ckpt.StepCheckpointer(checkpoint_dir)
+    latest = saver.latest_step()
+    if latest is not None:
+      state = saver.restore(latest, {"images": images, "opt_state": opt_state})
+      images, opt_state, start = state["images"], state["opt_state"], latest
+
+  bar = tqdm(total=cfg.iterations, initial=start, desc=f"{method} ipc={ipc}", unit="it",
+             disable=not progress)
+  try:
+    for it in range(start, cfg.iterations):
+      images, opt_state, loss = spec.step(net, cfg, num_classes, batch_real, images, opt_state,
+                                          jax.random.fold_in(k_run, it), pool_x, pool_y,
+                                          mask_arr)
+      loss = float(loss)
+      if not math.isfinite(loss):
+        last = None if saver is None else saver.latest_step()
+        raise FloatingPointError(
+            f"{method} loss became {loss} at iteration {it + 1}; stopped. Last good "
+            f"checkpoint: {'none' if last is None else f'iteration {last} in {checkpoint_dir}'}."
+            " Lower the image learning rate or check the data for extreme values.")
+      done = it + 1
+      if saver is not None and (done % checkpoint_every == 0 or done == cfg.iterations):
+        saver.save(done, {"images": images, "opt_state": opt_state})
+      bar.update(1)
+      if done % 10 == 0 or done == cfg.iterations:
+        bar.set_postfix(loss=f"{loss:.4f}")
+      if callback is not None:
+        callback(done, loss)
+  finally:
+    bar.close()
+    if saver is not None:
+      saver.close()
+
+  return SyntheticSet(
+      images=images, labels=jnp.asarray(class_major_labels(num_classes, ipc)),
+      init_indices=init_idx, preprocessing=dataset.preprocessing, num_classes=num_classes,
+      ipc=ipc, method=method, init=init, config=cfg, seed=seed, source=dataset.name)
+
+
+def random_subset(key: jax.Array, dataset: Dataset, ipc: int, mask=None,
+                  seed: int | None = None) -> SyntheticSet:
+  """The naive baseline: ipc real IN images per class, drawn at random, no optimisation."""
+  validate(dataset, "dm", ipc, "real", mask)
+  images, idx = common.init_images(key, jnp.asarray(dataset.images), jnp.asarray(dataset.labels),
+                                   dataset.num_classes, ipc, "real",
+                                   None if mask is None else jnp.asarray(mask))
+  return SyntheticSet(
+      images=images, labels=jnp.asarray(class_major_labels(dataset.num_classes, ipc)),
+      init_indices=idx, preprocessing=dataset.preprocessing, num_classes=dataset.num_classes,
+      ipc=ipc, method="random_subset", init="real", config=None, seed=seed,
+      source=dataset.name)

@@ -1,0 +1,95 @@
+"""``SyntheticSet``: a condensed training set that carries everything needed to reuse it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.struct
+import jax
+import numpy as np
+
+from dcjax.data.dataset import Dataset
+from dcjax.data.preprocessing import Preprocessing
+
+
+@flax.struct.dataclass
+class SyntheticSet:
+  """images: (num_classes * ipc, H, W, C) float32 in the source dataset's normalised space,
+  class-major (class c holds rows c*ipc .. c*ipc+ipc-1). labels: (num_classes * ipc,) int32.
+  init_indices: (num_classes * ipc,) int32 pool indices of the real images each synthetic
+  image started from (-1 for noise init). ``config`` is the method's frozen config.
+  """
+
+  images: jax.Array
+  labels: jax.Array
+  init_indices: jax.Array
+  preprocessing: Preprocessing
+  num_classes: int = flax.struct.field(pytree_node=False)
+  ipc: int = flax.struct.field(pytree_node=False)
+  method: str = flax.struct.field(pytree_node=False)
+  init: str = flax.struct.field(pytree_node=False)
+  config: Any = flax.struct.field(pytree_node=False, default=None)
+  seed: int | None = flax.struct.field(pytree_node=False, default=None)
+  source: str = flax.struct.field(pytree_node=False, default="")
+
+  def as_dataset(self) -> Dataset:
+    return Dataset(images=self.images, labels=self.labels, preprocessing=self.preprocessing,
+                   num_classes=self.num_classes, name=f"{self.source}:{self.method}")
+
+  def pixels(self) -> np.ndarray:
+    """The images mapped back to pixel space (not clipped)."""
+    return np.asarray(self.preprocessing.invert(self.images))
+
+  def metadata(self) -> dict:
+    from dcjax.io import to_jsonable  # pylint: disable=import-outside-toplevel
+    return {"num_classes": self.num_classes, "ipc": self.ipc, "method": self.method,
+            "init": self.init, "config": to_jsonable(self.config), "seed": self.seed,
+            "source": self.source, "preprocessing": self.preprocessing.to_json()}
+
+
+def class_major_labels(num_classes: int, ipc: int) -> np.ndarray:
+  return np.repeat(np.arange(num_classes, dtype=np.int32), ipc)
+
+
+def save_synthetic_set(path: str, synset: SyntheticSet) -> None:
+  """Writes ``path/arrays`` (Orbax) then ``path/metadata.json``; the JSON marks completeness."""
+  import os  # pylint: disable=import-outside-toplevel
+
+  from dcjax import checkpoint, io  # pylint: disable=import-outside-toplevel
+
+  path = os.path.abspath(path)
+  meta_path = os.path.join(path, "metadata.json")
+  if os.path.exists(meta_path):
+    os.remove(meta_path)  # the old set is no longer complete while its arrays are replaced
+  arrays = {"images": np.asarray(synset.images), "labels": np.asarray(synset.labels),
+            "init_indices": np.asarray(synset.init_indices)}
+  if synset.preprocessing.zca is not None:
+    arrays["zca"] = np.asarray(synset.preprocessing.zca)
+    arrays["zca_inverse"] = np.asarray(synset.preprocessing.zca_inverse)
+  checkpoint.save_tree(os.path.join(path, "arrays"), arrays)
+  io.write_json_atomic(meta_path, {**synset.metadata(), "code_version": io.code_version()})
+
+
+def load_synthetic_set(path: str) -> SyntheticSet:
+  """Loads a set written by ``save_synthetic_set`` (config comes back as a plain dict)."""
+  import json  # pylint: disable=import-outside-toplevel
+  import os  # pylint: disable=import-outside-toplevel
+
+  from dcjax import checkpoint  # pylint: disable=import-outside-toplevel
+
+  path = os.path.abspath(path)
+  meta_path = os.path.join(path, "metadata.json")
+  if not os.path.exists(meta_path):
+    raise FileNotFoundError(f"{path} holds no complete synthetic set (no metadata.json); it "
+                            "may be missing or half-written.")
+  with open(meta_path) as f:
+    meta = json.load(f)
+  arrays = checkpoint.load_tree(os.path.join(path, "arrays"))
+  pre = meta["preprocessing"]
+  preprocessing = Preprocessing(mean=tuple(pre["mean"]), std=tuple(pre["std"]),
+                                zca=arrays.get("zca"), zca_inverse=arrays.get("zca_inverse"))
+  return SyntheticSet(images=arrays["images"], labels=arrays["labels"],
+                      init_indices=arrays["init_indices"], preprocessing=preprocessing,
+                      num_classes=meta["num_classes"], ipc=meta["ipc"], method=meta["method"],
+                      init=meta["init"], config=meta["config"], seed=meta["seed"],
+                      source=meta["source"])

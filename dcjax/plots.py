@@ -1,0 +1,43 @@
+"""Figures a person looks at: image grids of (synthetic) sets, de-normalised to pixels."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+def image_grid(pixels: np.ndarray, labels: np.ndarray, num_classes: int, path: str,
+               title: str = "", max_per_class: int = 10) -> str:
+  """Saves a PNG grid (one row per class) of (N, H, W, C) pixels in [0, 1] (clipped)."""
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
+  pixels = np.clip(np.asarray(pixels), 0.0, 1.0)
+  labels = np.asarray(labels)
+  cols = min(max_per_class, max(int(np.sum(labels == c)) for c in range(num_classes)))
+  fig, axes = plt.subplots(num_classes, cols, figsize=(cols * 0.9, num_classes * 0.9),
+                           squeeze=False)
+  for c in range(num_classes):
+    idx = np.flatnonzero(labels == c)[:cols]
+    for j in range(cols):
+      ax = axes[c, j]
+      ax.set_xticks([])
+      ax.set_yticks([])
+      if j < len(idx):
+        img = pixels[idx[j]]
+        ax.imshow(img[..., 0] if img.shape[-1] == 1 else img,
+                  cmap="gray" if img.shape[-1] == 1 else None, vmin=0, vmax=1)
+      else:
+        ax.axis("off")
+    axes[c, 0].set_ylabel(str(c), rotation=0, labelpad=10)
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = path + ".tmp.png"
+  fig.savefig(tmp, dpi=100)
+  plt.close(fig)
+  os.replace(tmp, path)
+  return path

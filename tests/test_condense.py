@@ -1,0 +1,212 @@
+"""Condensers: closed form, resume after kill, refused checkpoints, masks, bad input."""
+
+import dataclasses
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dcjax.checkpoint import ConfigMismatchError, StepCheckpointer
+from dcjax.condense import (DCConfig, DMConfig, condense, evaluate, load_synthetic_set,
+                            match_distance, random_subset, save_synthetic_set)
+from dcjax.condense import dc
+from dcjax.data import from_arrays, load_dataset
+from dcjax.train import TrainConfig
+
+TINY_DM = DMConfig(iterations=6, batch_real=6, dsa_strategy="crop_flip", net="ConvNetW32")
+TINY_DC = DCConfig(iterations=2, outer_loop=2, inner_loop=2, batch_real=6,
+                   dsa_strategy=None, net="ConvNetW32")
+
+
+@pytest.fixture(scope="module")
+def pool():
+  train, _ = load_dataset("synthetic", num_classes=3, train_per_class=10, test_per_class=4,
+                          image_shape=(8, 8, 1), seed=2)
+  return train
+
+
+def _close(a, b, atol=1e-5):
+  np.testing.assert_allclose(np.asarray(a.images), np.asarray(b.images), atol=atol)
+
+
+# ----------------------------------------------------------------------------- theory
+
+
+def test_linear_dm_matches_closed_form():
+  """DM with psi(x) = theta x converges to s_j* = s_j0 - mean(s0) + mean(x) per class."""
+  rng = np.random.default_rng(0)
+  pixels = rng.uniform(size=(3 * 8, 4, 4, 1)).astype(np.float32)
+  labels = np.repeat(np.arange(3), 8)
+  data = from_arrays(pixels, labels)
+  cfg = DMConfig(iterations=300, lr_img=0.005, momentum=0.5, batch_real=8, dsa_strategy=None,
+                 net="Linear")
+  syn = condense(jax.random.key(0), data, "dm", ipc=2, init="real", config=cfg)
+  s0 = np.asarray(data.images)[np.asarray(syn.init_indices)].reshape(3, 2, -1)
+  s = np.asarray(syn.images).reshape(3, 2, -1)
+  x_mean = np.stack([np.asarray(data.images)[labels == c].reshape(8, -1).mean(0)
+                     for c in range(3)])
+  expected = s0 - s0.mean(1, keepdims=True) + x_mean[:, None]
+  np.testing.assert_allclose(s, expected, atol=1e-3)
+  # the images moved (the check is not passing by standing still)
+  assert np.abs(s - s0).max() > 0.1
+
+
+# ----------------------------------------------------------------------------- distance
+
+
+def test_match_distance_is_layerwise_one_minus_cosine():
+  g = {"kernel": jnp.arange(1.0, 13.0).reshape(3, 4), "bias": jnp.ones(4)}
+  assert float(match_distance(g, g)) == pytest.approx(0.0, abs=1e-5)
+  neg = jax.tree.map(lambda a: -a, g)
+  assert float(match_distance(g, neg)) == pytest.approx(2.0 * 4, abs=1e-4)  # 4 output units
+  other_bias = {"kernel": g["kernel"], "bias": -jnp.ones(4)}
+  assert float(match_distance(g, other_bias)) == pytest.approx(0.0, abs=1e-5)  # 1-D ignored
+  # rows are per OUTPUT unit (last axis in Flax): scaling one output column changes nothing
+  scaled = {"kernel": g["kernel"].at[:, 1].multiply(5.0), "bias": g["bias"]}
+  assert float(match_distance(g, scaled)) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_reference_loops_by_ipc():
+  assert dc.loops_for_ipc(1) == (1, 1)
+  assert dc.loops_for_ipc(10) == (10, 50)
+  assert dc.loops_for_ipc(50) == (50, 10)
+  assert dc.preset(20).inner_loop == 25
+
+
+# ----------------------------------------------------------------------------- methods
+
+
+@pytest.mark.parametrize("method,cfg", [
+    ("dm", TINY_DM),
+    ("dc", TINY_DC),
+    ("dsa", dataclasses.replace(TINY_DC, dsa_strategy="crop_scale")),
+])
+def test_methods_change_the_images_and_keep_provenance(pool, method, cfg):
+  syn = condense(jax.random.key(1), pool, method, ipc=2, init="real", config=cfg, seed=1)
+  assert syn.images.shape == (6, 8, 8, 1)
+  np.testing.assert_array_equal(syn.labels, [0, 0, 1, 1, 2, 2])
+  init = np.asarray(pool.images)[np.asarray(syn.init_indices)]
+  np.testing.assert_array_equal(np.asarray(pool.labels)[np.asarray(syn.init_indices)],
+                                syn.labels)
+  assert np.abs(np.asarray(syn.images) - init).max() > 1e-4
+  assert syn.method == method and syn.config == cfg and syn.seed == 1
+  assert syn.preprocessing == pool.preprocessing
+
+
+def test_dc_with_batchnorm_network(pool):
+  cfg = dataclasses.replace(TINY_DC, net="ConvNetBN", bn_per_class=4)
+  syn = condense(jax.random.key(2), pool, "dc", ipc=1, init="noise", config=cfg)
+  assert np.all(np.asarray(syn.init_indices) == -1)
+  assert np.all(np.isfinite(np.asarray(syn.images)))
+
+
+def test_mask_restricts_everything_to_members(pool):
+  mask = np.arange(len(pool)) % 2 == 0
+  syn = condense(jax.random.key(3), pool, "dm", ipc=2, init="real", mask=mask, config=TINY_DM)
+  assert np.all(mask[np.asarray(syn.init_indices)])
+  changed = np.asarray(pool.images).copy()
+  changed[~mask] += 5.0
+  syn2 = condense(jax.random.key(3), pool.replace(images=changed), "dm", ipc=2, init="real",
+                  mask=mask, config=TINY_DM)
+  _close(syn, syn2, atol=0)  # non-members cannot influence the synthetic set
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+class _Killed(Exception):
+  pass
+
+
+def _kill_at(iteration):
+  def callback(done, loss):
+    del loss
+    if done == iteration:
+      raise _Killed()
+  return callback
+
+
+@pytest.mark.parametrize("kill_at", [3, 4])
+def test_killed_run_resumes_to_the_same_result(pool, tmp_path, kill_at):
+  reference = condense(jax.random.key(4), pool, "dm", ipc=2, config=TINY_DM)
+  ckpt_dir = str(tmp_path / "run")
+  with pytest.raises(_Killed):
+    condense(jax.random.key(4), pool, "dm", ipc=2, config=TINY_DM, checkpoint_dir=ckpt_dir,
+             checkpoint_every=2, callback=_kill_at(kill_at))
+  assert StepCheckpointer(ckpt_dir).latest_step() == 2 * (kill_at // 2)
+  seen = []
+  resumed = condense(jax.random.key(4), pool, "dm", ipc=2, config=TINY_DM,
+                     checkpoint_dir=ckpt_dir, checkpoint_every=2,
+                     callback=lambda done, loss: seen.append(done))
+  assert seen[0] == 2 * (kill_at // 2) + 1  # it did not start over
+  _close(reference, resumed)
+
+
+def test_checkpoint_from_another_config_is_refused(pool, tmp_path):
+  ckpt_dir = str(tmp_path / "run")
+  condense(jax.random.key(5), pool, "dm", ipc=2, config=TINY_DM, checkpoint_dir=ckpt_dir,
+           checkpoint_every=3)
+  other = dataclasses.replace(TINY_DM, lr_img=0.5)
+  with pytest.raises(ConfigMismatchError, match="different configuration.*config"):
+    condense(jax.random.key(5), pool, "dm", ipc=2, config=other, checkpoint_dir=ckpt_dir)
+  with pytest.raises(ConfigMismatchError, match="key"):
+    condense(jax.random.key(6), pool, "dm", ipc=2, config=TINY_DM, checkpoint_dir=ckpt_dir)
+
+
+def test_nan_loss_stops_with_iteration_and_keeps_last_good_checkpoint(pool, tmp_path):
+  ckpt_dir = str(tmp_path / "run")
+  cfg = dataclasses.replace(TINY_DM, lr_img=1e30, dsa_strategy=None, net="Linear")
+  with pytest.raises(FloatingPointError, match=r"at iteration \d+.*Last good checkpoint"):
+    condense(jax.random.key(7), pool, "dm", ipc=2, config=cfg, checkpoint_dir=ckpt_dir,
+             checkpoint_every=1)
+  last = StepCheckpointer(ckpt_dir).latest_step()
+  assert last is not None and last >= 1
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_bad_input_is_refused_before_work(pool):
+  with pytest.raises(ValueError, match="Unknown condensation method 'kip2'"):
+    condense(jax.random.key(0), pool, "kip2", ipc=2)
+  with pytest.raises(ValueError, match="ipc=11 is larger than the smallest class"):
+    condense(jax.random.key(0), pool, "dm", ipc=11)
+  mask = np.asarray(pool.labels) != 1
+  with pytest.raises(ValueError, match=r"keeps no example of class\(es\) \[1\]"):
+    condense(jax.random.key(0), pool, "dm", ipc=2, mask=mask)
+  half = np.arange(len(pool)) % 2 == 0
+  with pytest.raises(ValueError, match="ipc=6 is larger"):
+    condense(jax.random.key(0), pool, "dm", ipc=6, mask=half)
+  with pytest.raises(ValueError, match="Unknown init"):
+    condense(jax.random.key(0), pool, "dm", ipc=2, init="zeros")
+
+
+# ----------------------------------------------------------------------------- io, evaluation
+
+
+def test_save_and_load_round_trip(pool, tmp_path):
+  syn = random_subset(jax.random.key(8), pool, ipc=3, seed=8)
+  path = str(tmp_path / "synset")
+  save_synthetic_set(path, syn)
+  back = load_synthetic_set(path)
+  _close(syn, back, atol=0)
+  np.testing.assert_array_equal(back.init_indices, syn.init_indices)
+  assert back.preprocessing.mean == syn.preprocessing.mean and back.method == "random_subset"
+  np.testing.assert_allclose(back.pixels(), syn.pixels(), atol=1e-6)
+  os.remove(os.path.join(path, "metadata.json"))  # a half-written set is not loadable
+  with pytest.raises(FileNotFoundError, match="half-written"):
+    load_synthetic_set(path)
+
+
+def test_evaluate_reports_final_accuracy_of_each_network(pool):
+  _, test = load_dataset("synthetic", num_classes=3, train_per_class=10, test_per_class=4,
+                         image_shape=(8, 8, 1), seed=2)
+  syn = random_subset(jax.random.key(9), pool, ipc=3)
+  out = evaluate(jax.random.key(0), syn, test, ("ConvNetW32", "MLP"), num_models=2,
+                 train_cfg=TrainConfig(epochs=20, batch_size=16))
+  for name in ("ConvNetW32", "MLP"):
+    assert len(out[name]["accuracies"]) == 2
+    assert out[name]["mean"] == pytest.approx(np.mean(out[name]["accuracies"]))
+    assert out[name]["mean"] > 0.5  # easy synthetic classes; chance is 1/3
