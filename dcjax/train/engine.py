@@ -44,6 +44,7 @@ class _Plan:
   net: nn.Module
   cfg: TrainConfig
   steps_per_epoch: int
+  batch_size: int  # cfg.batch_size, or fewer when no model has that many examples
   microbatch: int | None
   has_batch_stats: bool
 
@@ -58,11 +59,13 @@ def resolve_strategy(cfg: TrainConfig) -> str:
   return "loop" if jax.default_backend() == "cpu" else "scan"
 
 
-def _resolve_microbatch(cfg: TrainConfig, has_batch_stats: bool) -> int | None:
+def _resolve_microbatch(cfg: TrainConfig, has_batch_stats: bool,
+                        batch_size: int | None = None) -> int | None:
+  batch_size = batch_size or cfg.batch_size
   if cfg.microbatch is None or has_batch_stats:  # BatchNorm statistics need the whole batch
     return None
   mb = cfg.microbatch or (CPU_MICROBATCH if jax.default_backend() == "cpu" else None)
-  if mb is None or mb >= cfg.batch_size or cfg.batch_size % mb:
+  if mb is None or mb >= batch_size or batch_size % mb:
     return None
   return mb
 
@@ -110,7 +113,7 @@ def _train_step(plan: _Plan, tx, state, pool_x, pool_y, order, n_in, weights, st
   """One SGD step of one model. state = (variables, opt_state). Returns (state, loss)."""
   variables, opt_state = state
   step_in_epoch = jnp.mod(step, plan.steps_per_epoch)
-  idx, valid = _batch_indices(order, n_in, step_in_epoch, plan.cfg.batch_size)
+  idx, valid = _batch_indices(order, n_in, step_in_epoch, plan.batch_size)
   xb, yb = pool_x[idx], pool_y[idx]
   wb = valid * weights[idx]
   if plan.cfg.augment:
@@ -123,7 +126,7 @@ def _train_step(plan: _Plan, tx, state, pool_x, pool_y, order, n_in, weights, st
     (loss_sum, updates), grads = grad_fn(params, extra, xb, yb, wb)
   else:  # a Python loop, unrolled at trace time: no conv gradient inside a CPU while-loop
     loss_sum, grads, updates = 0.0, jax.tree.map(jnp.zeros_like, params), {}
-    for start in range(0, plan.cfg.batch_size, mb):
+    for start in range(0, plan.batch_size, mb):
       sl = slice(start, start + mb)
       (l, updates), g = grad_fn(params, extra, xb[sl], yb[sl], wb[sl])
       loss_sum, grads = loss_sum + l, jax.tree.map(jnp.add, grads, g)
@@ -167,9 +170,13 @@ def _prepare(net, pool_x, pool_y, cfg, masks, example_weights, num_models):
   if counts.min() < 1:
     raise ValueError(f"Model {int(counts.argmin())} has no training example (empty mask).")
   steps_per_epoch = math.ceil(int(counts.max()) / cfg.batch_size)
+  # A batch never needs more slots than the largest training set (a 100-image synthetic set
+  # with batch 256 is one batch of 100): padding slots would cost compute and change nothing.
+  batch_size = min(cfg.batch_size, int(counts.max()))
   probe = jax.eval_shape(lambda: init_variables(jax.random.key(0), net, pool_x.shape[1:]))
   has_bs = "batch_stats" in probe
-  plan = _Plan(net, cfg, steps_per_epoch, _resolve_microbatch(cfg, has_bs), has_bs)
+  plan = _Plan(net, cfg, steps_per_epoch, batch_size,
+               _resolve_microbatch(cfg, has_bs, batch_size), has_bs)
   return pool_x, pool_y, masks, example_weights, plan
 
 

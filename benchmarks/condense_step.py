@@ -1,0 +1,95 @@
+"""Seconds per outer iteration of a condenser on the reference shapes; prints one JSON object.
+
+    python benchmarks/condense_step.py --method dm --ipc 10
+
+Shapes: a seeded synthetic pool of 10 classes x 500 real 32x32x3 images per class, ConvNet
+width 128 (torch-like init, as the reference), batch_real 256, default DSA strategy for dm and
+dsa. ``sec_per_iter`` is the median over timed iterations after a warm-up (compilation)
+iteration. For dc/dsa, an iteration is ``outer_loop`` image steps with ``inner_loop`` network
+epochs between them; by default the pieces are timed separately and the full iteration is
+implied from them (``implied: true`` in the JSON); ``--full`` times whole iterations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from dcjax import io  # noqa: E402
+from dcjax.condense import common, dc, get_method  # noqa: E402
+from dcjax.data import load_dataset  # noqa: E402
+from dcjax.nets import get_net  # noqa: E402
+
+NUM_CLASSES, PER_CLASS, SHAPE = 10, 500, (32, 32, 3)
+
+
+def _median_time(fn, repeats: int) -> float:
+  jax.block_until_ready(fn(0))  # warm-up / compile
+  times = []
+  for r in range(1, repeats + 1):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(r))
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def main(argv=None) -> dict:
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--method", default="dm", choices=["dm", "dc", "dsa"])
+  parser.add_argument("--ipc", type=int, default=10)
+  parser.add_argument("--repeats", type=int, default=5, help="timed iterations (median)")
+  parser.add_argument("--full", action="store_true", help="dc/dsa: time whole iterations")
+  args = parser.parse_args(argv)
+
+  pool, _ = load_dataset("synthetic", num_classes=NUM_CLASSES, train_per_class=PER_CLASS,
+                         test_per_class=1, image_shape=SHAPE, seed=0)
+  spec = get_method(args.method)
+  cfg = spec.preset(args.ipc)
+  net = get_net(cfg.net, NUM_CLASSES, init_scheme=cfg.init_scheme)
+  px, py = jnp.asarray(pool.images), jnp.asarray(pool.labels)
+  images, _ = common.init_images(jax.random.key(0), px, py, NUM_CLASSES, args.ipc, "real")
+  opt_state = spec.init_state(cfg, images)
+  key = jax.random.key(1)
+  result = {"method": args.method, "ipc": args.ipc, "backend": jax.default_backend(),
+            "num_classes": NUM_CLASSES, "real_per_class": PER_CLASS, "image_shape": list(SHAPE),
+            "synthetic_images": NUM_CLASSES * args.ipc, "batch_real": cfg.batch_real,
+            "net": f"{cfg.net} (width 128, {cfg.init_scheme} init)",
+            "dsa_strategy": cfg.dsa_strategy, "repeats": args.repeats}
+
+  if args.method == "dm" or args.full:
+    step = lambda r: spec.step(net, cfg, NUM_CLASSES, cfg.batch_real, images, opt_state,
+                               jax.random.fold_in(key, r), px, py, None)
+    result["sec_per_iter"] = round(_median_time(step, args.repeats), 4)
+    result["implied"] = False
+  else:
+    variables = dc.init_network(net, cfg, NUM_CLASSES, key, px, py, None)
+    labels = jnp.repeat(jnp.arange(NUM_CLASSES, dtype=jnp.int32), args.ipc)
+    steps = -(-images.shape[0] // cfg.batch_train)
+    match = _median_time(lambda r: dc.match_step(
+        net, cfg, NUM_CLASSES, cfg.batch_real, images, opt_state, variables,
+        jax.random.fold_in(key, r), px, py, None), args.repeats)
+    inner = _median_time(lambda r: dc.inner_epoch(
+        net, cfg, steps, variables, images, labels, jax.random.fold_in(key, r)), args.repeats)
+    full = cfg.outer_loop * match + (cfg.outer_loop - 1) * cfg.inner_loop * inner
+    result.update({"sec_per_iter": round(full, 3), "implied": True,
+                   "sec_per_match_step": round(match, 4), "sec_per_inner_epoch": round(inner, 4),
+                   "outer_loop": cfg.outer_loop, "inner_loop": cfg.inner_loop,
+                   "note": "sec_per_iter = outer_loop * match_step + (outer_loop - 1) * "
+                           "inner_loop * inner_epoch, each timed as a median"})
+  result["machine"] = io.machine()
+  print(json.dumps(result, indent=2))
+  return result
+
+
+if __name__ == "__main__":
+  main()

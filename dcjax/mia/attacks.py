@@ -1,0 +1,95 @@
+"""Membership attacks on per-run scores phi, with every run serving once as the target.
+
+Conventions: ``scores`` (M, N) phi of every pool example under each run's network; ``keep``
+(M, N) bool membership. An attack maps (target scores (N,), shadow scores (R, N), shadow keep
+(R, N)) to membership scores (N,), higher = more likely a member.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import scipy.stats
+
+ATTACKS = ("loss", "lira_online", "lira_online_fixed", "lira_offline", "lira_offline_fixed",
+           "lira_offline_two_sided")
+_EPS = 1e-30
+
+
+def loss_threshold(target, shadow=None, shadow_keep=None) -> np.ndarray:
+  """Yeom et al. (2018): one global threshold on phi (a confident true class means IN)."""
+  del shadow, shadow_keep
+  return np.asarray(target, np.float64)
+
+
+def _side_stats(shadow, side_mask, fixed_variance: bool):
+  """Per-example mean and sd of the shadow scores where ``side_mask``; NaN where empty."""
+  count = side_mask.sum(0)
+  total = np.where(side_mask, shadow, 0.0).sum(0)
+  mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+  dev = np.where(side_mask, shadow - mean, 0.0)
+  if fixed_variance:  # one sd for this side, pooled over all examples (LiRA's fixed variance)
+    dof = max(int(count.sum()) - int((count > 0).sum()), 1)
+    sd = np.full(mean.shape, np.sqrt((dev ** 2).sum() / dof))
+  else:
+    sd = np.sqrt((dev ** 2).sum(0) / np.maximum(count - 1, 1))
+  return mean, np.maximum(sd, 1e-6)
+
+
+def lira_online(target, shadow, shadow_keep, fixed_variance: bool = False) -> np.ndarray:
+  """log N(phi; mu_in, sd_in) - log N(phi; mu_out, sd_out), per example."""
+  shadow, keep = np.asarray(shadow, np.float64), np.asarray(shadow_keep, bool)
+  mu_in, sd_in = _side_stats(shadow, keep, fixed_variance)
+  mu_out, sd_out = _side_stats(shadow, ~keep, fixed_variance)
+  target = np.asarray(target, np.float64)
+  score = scipy.stats.norm.logpdf(target, mu_in, sd_in) - scipy.stats.norm.logpdf(
+      target, mu_out, sd_out)
+  return np.nan_to_num(score, nan=0.0)  # no IN or no OUT shadow for an example: no evidence
+
+
+def lira_offline(target, shadow, shadow_keep, fixed_variance: bool = False,
+                 two_sided: bool = False) -> np.ndarray:
+  """OUT shadows only. One-sided (the paper): log Pr[Z <= phi], Z ~ N(mu_out, sd_out).
+
+  ``two_sided=True`` scores by the negative OUT density instead (a known deviation, offered
+  for comparison with code that uses it).
+  """
+  shadow, keep = np.asarray(shadow, np.float64), np.asarray(shadow_keep, bool)
+  mu_out, sd_out = _side_stats(shadow, ~keep, fixed_variance)
+  target = np.asarray(target, np.float64)
+  if two_sided:
+    score = -scipy.stats.norm.logpdf(target, mu_out, sd_out)
+  else:
+    score = scipy.stats.norm.logcdf(target, mu_out, sd_out)
+  return np.nan_to_num(score, nan=0.0)
+
+
+def get_attack(name: str) -> Callable:
+  table = {
+      "loss": loss_threshold,
+      "lira_online": lira_online,
+      "lira_online_fixed": lambda t, s, k: lira_online(t, s, k, fixed_variance=True),
+      "lira_offline": lira_offline,
+      "lira_offline_fixed": lambda t, s, k: lira_offline(t, s, k, fixed_variance=True),
+      "lira_offline_two_sided": lambda t, s, k: lira_offline(t, s, k, two_sided=True),
+  }
+  if name not in table:
+    raise ValueError(f"Unknown attack {name!r}; expected one of {list(table)}.")
+  return table[name]
+
+
+def leave_one_out(scores, keep, attack: str | Callable) -> np.ndarray:
+  """Each run in turn is the target, all others its shadows. Returns (M, N) membership scores."""
+  scores, keep = np.asarray(scores, np.float64), np.asarray(keep, bool)
+  if scores.shape != keep.shape or scores.ndim != 2:
+    raise ValueError(f"scores and keep must both be (M, N), got {scores.shape} and "
+                     f"{keep.shape}.")
+  if scores.shape[0] < 2:
+    raise ValueError(f"Leave-one-out needs >= 2 runs, got {scores.shape[0]}.")
+  fn = get_attack(attack) if isinstance(attack, str) else attack
+  out = np.empty_like(scores)
+  for t in range(scores.shape[0]):
+    others = np.arange(scores.shape[0]) != t
+    out[t] = fn(scores[t], scores[others], keep[others])
+  return out

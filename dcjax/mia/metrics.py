@@ -1,0 +1,125 @@
+"""ROC metrics of a membership attack, with exact binomial intervals and trial counts."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.stats
+
+DEFAULT_FPRS = (1e-3, 1e-2)
+VERY_LOW_FPR = 1e-5  # reported only with >= 1e5 non-member trials
+
+
+def roc_curve(scores, is_member) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(fpr, tpr, thresholds) over all distinct thresholds, predicting IN when score >= t.
+
+  Starts at (0, 0) with threshold +inf and ends at (1, 1).
+  """
+  scores = np.asarray(scores, np.float64).ravel()
+  is_member = np.asarray(is_member, bool).ravel()
+  if scores.shape != is_member.shape:
+    raise ValueError(f"scores {scores.shape} and labels {is_member.shape} differ in shape.")
+  pos, neg = int(is_member.sum()), int((~is_member).sum())
+  if pos == 0 or neg == 0:
+    raise ValueError(f"ROC needs both members and non-members, got {pos} and {neg}.")
+  order = np.argsort(-scores, kind="stable")
+  s, y = scores[order], is_member[order]
+  distinct = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # last index of each tie group
+  tps = np.cumsum(y)[distinct]
+  fps = (distinct + 1) - tps
+  tpr = np.r_[0.0, tps / pos]
+  fpr = np.r_[0.0, fps / neg]
+  return fpr, tpr, np.r_[np.inf, s[distinct]]
+
+
+def auc(fpr, tpr) -> float:
+  return float(np.trapezoid(tpr, fpr))
+
+
+def balanced_accuracy(fpr, tpr) -> float:
+  """max over thresholds of 1 - (FPR + FNR) / 2."""
+  return float(np.max(1.0 - (fpr + (1.0 - tpr)) / 2.0))
+
+
+def clopper_pearson(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
+  """Exact two-sided binomial interval for successes / trials."""
+  if trials <= 0:
+    return (0.0, 1.0)
+  alpha = 1.0 - level
+  lo = 0.0 if successes == 0 else scipy.stats.beta.ppf(alpha / 2, successes,
+                                                       trials - successes + 1)
+  hi = 1.0 if successes == trials else scipy.stats.beta.ppf(1 - alpha / 2, successes + 1,
+                                                            trials - successes)
+  return float(lo), float(hi)
+
+
+def tpr_at_fpr(fpr, tpr, target: float, positives: int, negatives: int) -> dict:
+  """The best TPR with FPR <= target, its 95% Clopper-Pearson interval and the counts."""
+  ok = fpr <= target + 1e-12
+  best = float(np.max(tpr[ok])) if np.any(ok) else 0.0
+  hits = int(round(best * positives))
+  lo, hi = clopper_pearson(hits, positives)
+  return {"fpr": target, "tpr": best, "tpr_ci95": [lo, hi], "true_positives": hits,
+          "positives": positives, "negatives": negatives,
+          "min_measurable_fpr": 1.0 / negatives}
+
+
+def attack_metrics(scores, is_member, fprs=DEFAULT_FPRS) -> dict:
+  """AUC (+ bootstrap-free normal CI), balanced accuracy, TPR at each FPR with intervals."""
+  scores = np.asarray(scores, np.float64).ravel()
+  is_member = np.asarray(is_member, bool).ravel()
+  fpr, tpr, _ = roc_curve(scores, is_member)
+  pos, neg = int(is_member.sum()), int((~is_member).sum())
+  targets = list(fprs)
+  if neg >= 1e5 and VERY_LOW_FPR not in targets:
+    targets = [VERY_LOW_FPR, *targets]
+  a = auc(fpr, tpr)
+  return {
+      "auc": a, "auc_ci95": list(_auc_interval(a, pos, neg)),
+      "balanced_accuracy": balanced_accuracy(fpr, tpr),
+      "tpr_at_fpr": {f"{t:g}": tpr_at_fpr(fpr, tpr, t, pos, neg) for t in targets},
+      "positives": pos, "negatives": neg,
+  }
+
+
+def _auc_interval(a: float, pos: int, neg: int, level: float = 0.95) -> tuple[float, float]:
+  """Hanley & McNeil (1982) standard error of the AUC, normal interval clipped to [0, 1]."""
+  q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+  var = (a * (1 - a) + (pos - 1) * (q1 - a * a) + (neg - 1) * (q2 - a * a)) / (pos * neg)
+  z = scipy.stats.norm.ppf(0.5 + level / 2)
+  half = z * np.sqrt(max(var, 0.0))
+  return max(0.0, a - half), min(1.0, a + half)
+
+
+STRATA = ("init_images", "other_members", "all_members")
+
+
+def init_masks(init_indices: np.ndarray, num_examples: int) -> np.ndarray:
+  """(M, n) pool indices (-1 = none) -> (M, N) bool: example i was an init image of run m."""
+  init_indices = np.asarray(init_indices)
+  out = np.zeros((init_indices.shape[0], num_examples), bool)
+  for m, idx in enumerate(init_indices):
+    idx = idx[idx >= 0]
+    out[m, idx] = True
+  return out
+
+
+def stratified_metrics(membership, keep, is_init, fprs=DEFAULT_FPRS) -> dict:
+  """Metrics pooled over all targets, for each member group against the same non-members.
+
+  membership, keep, is_init: (M, N). Groups: the target run's init images; its other members;
+  all its members. A group with no trial gives ``None``.
+  """
+  membership = np.asarray(membership, np.float64)
+  keep, is_init = np.asarray(keep, bool), np.asarray(is_init, bool)
+  if np.any(is_init & ~keep):
+    raise ValueError("An init image must be a member of its run (is_init implies keep).")
+  groups = {"init_images": keep & is_init, "other_members": keep & ~is_init,
+            "all_members": keep}
+  out = {}
+  for name, positive in groups.items():
+    select = positive | ~keep
+    if not positive.any():
+      out[name] = None
+      continue
+    out[name] = attack_metrics(membership[select], positive[select], fprs)
+  return out

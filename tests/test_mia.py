@@ -1,0 +1,138 @@
+"""Membership inference: masks, scores, attacks and metrics against known answers."""
+
+import jax
+import numpy as np
+import pytest
+import scipy.stats
+
+from dcjax.mia import (attack_metrics, balanced_keep_masks, clopper_pearson, init_masks,
+                       leave_one_out, logit_scaled_confidence, parse_recipe, roc_curve,
+                       stratified_metrics)
+from dcjax.mia.recipes import Recipe
+
+
+def test_keep_masks_are_balanced_and_seeded():
+  keep = balanced_keep_masks(jax.random.key(0), 8, 50)
+  assert keep.shape == (8, 50) and keep.dtype == bool
+  np.testing.assert_array_equal(keep.sum(0), np.full(50, 4))
+  np.testing.assert_array_equal(keep, balanced_keep_masks(jax.random.key(0), 8, 50))
+  assert not np.array_equal(keep, balanced_keep_masks(jax.random.key(1), 8, 50))
+  assert 15 < keep.sum(1).mean() < 35
+
+
+@pytest.mark.parametrize("runs", [3, 0, 1, 7])
+def test_odd_or_too_few_runs_are_refused(runs):
+  with pytest.raises(ValueError, match="even int >= 2"):
+    balanced_keep_masks(jax.random.key(0), runs, 10)
+
+
+def test_logit_scaled_confidence_is_stable_and_exact():
+  logits = np.array([[2.0, 0.0, -1.0], [1000.0, 0.0, -1000.0], [0.0, 0.0, 0.0]])
+  labels = np.array([0, 0, 2])
+  phi = logit_scaled_confidence(logits, labels)
+  p = np.exp(logits[0]) / np.exp(logits[0]).sum()
+  assert phi[0] == pytest.approx(np.log(p[0]) - np.log(p[1] + p[2]))
+  assert np.isfinite(phi[1]) and phi[1] > 100  # no overflow for confident models
+  assert phi[2] == pytest.approx(np.log(1 / 3) - np.log(2 / 3))
+  assert phi.dtype == np.float64
+
+
+def test_roc_and_auc_against_known_cases():
+  fpr, tpr, _ = roc_curve([3, 2, 1, 0], [1, 1, 0, 0])
+  assert np.trapezoid(tpr, fpr) == 1.0
+  m = attack_metrics([0, 1, 2, 3], [1, 1, 0, 0])
+  assert m["auc"] == 0.0
+  ties = attack_metrics([1, 1, 1, 1], [1, 0, 1, 0])
+  assert ties["auc"] == pytest.approx(0.5)
+
+
+def test_gaussian_scores_give_the_analytic_auc():
+  rng = np.random.default_rng(0)
+  n, shift = 4000, 1.0
+  scores = np.r_[rng.normal(shift, 1, n), rng.normal(0, 1, n)]
+  labels = np.r_[np.ones(n, bool), np.zeros(n, bool)]
+  m = attack_metrics(scores, labels)
+  analytic = scipy.stats.norm.cdf(shift / np.sqrt(2))
+  lo, hi = m["auc_ci95"]
+  assert lo <= analytic <= hi
+  analytic_tpr = 1 - scipy.stats.norm.cdf(scipy.stats.norm.ppf(1 - 1e-2) - shift)
+  lo, hi = m["tpr_at_fpr"]["0.01"]["tpr_ci95"]
+  assert lo <= analytic_tpr <= hi
+  assert m["positives"] == n and m["negatives"] == n
+
+
+def test_clopper_pearson_known_values():
+  lo, hi = clopper_pearson(0, 100)
+  assert lo == 0.0 and hi == pytest.approx(0.0362, abs=1e-4)  # 0 hits in 100: TPR <= 3.6%
+  lo, hi = clopper_pearson(50, 100)
+  assert lo == pytest.approx(0.3983, abs=1e-3) and hi == pytest.approx(0.6017, abs=1e-3)
+
+
+def test_very_low_fpr_only_with_enough_negatives():
+  small = attack_metrics(np.arange(20.0), np.arange(20) % 2 == 0)
+  assert set(small["tpr_at_fpr"]) == {"0.001", "0.01"}
+
+
+def _membership_independent_scores(runs=16, n=400, seed=0):
+  rng = np.random.default_rng(seed)
+  keep = balanced_keep_masks(jax.random.key(seed), runs, n)
+  per_example = rng.normal(0, 2, n)  # examples differ in difficulty, membership changes nothing
+  return per_example + rng.normal(0, 1, (runs, n)), keep, per_example
+
+
+@pytest.mark.parametrize("attack", ["loss", "lira_online", "lira_online_fixed", "lira_offline",
+                                    "lira_offline_fixed"])
+def test_attacks_find_nothing_when_networks_ignore_membership(attack):
+  scores, keep, _ = _membership_independent_scores()
+  membership = leave_one_out(scores, keep, attack)
+  m = attack_metrics(membership, keep)
+  lo, hi = m["auc_ci95"]
+  assert lo <= 0.5 <= hi, m["auc"]
+  for fpr_key, entry in m["tpr_at_fpr"].items():
+    lo, hi = entry["tpr_ci95"]
+    assert lo <= float(fpr_key) <= hi, (fpr_key, entry)
+
+
+def test_lira_beats_the_loss_attack_when_examples_differ_in_difficulty():
+  rng = np.random.default_rng(1)
+  keep = balanced_keep_masks(jax.random.key(1), 32, 500)
+  difficulty = rng.normal(0, 3, 500)
+  scores = difficulty + 1.5 * keep + rng.normal(0, 0.5, keep.shape)
+  loss = attack_metrics(leave_one_out(scores, keep, "loss"), keep)
+  online = attack_metrics(leave_one_out(scores, keep, "lira_online"), keep)
+  offline = attack_metrics(leave_one_out(scores, keep, "lira_offline"), keep)
+  assert online["auc"] > loss["auc"] + 0.2
+  assert offline["auc"] > loss["auc"] + 0.2
+  assert online["tpr_at_fpr"]["0.01"]["tpr"] > 10 * loss["tpr_at_fpr"]["0.01"]["tpr"] + 0.1
+
+
+def test_stratified_groups_pool_targets_against_the_same_non_members():
+  keep = balanced_keep_masks(jax.random.key(2), 4, 20)
+  init = np.full((4, 2), -1)
+  for m in range(4):
+    init[m] = np.flatnonzero(keep[m])[:2]
+  is_init = init_masks(init, 20)
+  membership = np.where(is_init, 10.0, 0.0) + np.random.default_rng(0).normal(0, 0.1, (4, 20))
+  out = stratified_metrics(membership, keep, is_init)
+  assert out["init_images"]["positives"] == 8
+  assert out["other_members"]["positives"] == keep.sum() - 8
+  assert out["all_members"]["positives"] == keep.sum()
+  for group in out.values():
+    assert group["negatives"] == (~keep).sum()
+  assert out["init_images"]["auc"] == 1.0
+  assert out["other_members"]["auc"] < 0.8
+  no_init = stratified_metrics(membership, keep, np.zeros_like(keep))
+  assert no_init["init_images"] is None
+
+
+def test_parse_recipe():
+  assert parse_recipe("real") == Recipe("real")
+  assert parse_recipe("random_subset(10)") == Recipe("random_subset", 10)
+  assert parse_recipe("condense(dm, 10, real)") == Recipe("condense", 10, "dm", "real")
+  assert parse_recipe("condense(dc,1)").init == "noise"
+  with pytest.raises(ValueError, match="Unknown recipe 'kip'"):
+    parse_recipe("kip(10)")
+  with pytest.raises(ValueError, match="Unknown condensation method 'mtt'"):
+    parse_recipe("condense(mtt,10,real)")
+  with pytest.raises(ValueError, match="Bad arguments"):
+    parse_recipe("random_subset()")
