@@ -41,3 +41,41 @@ def image_grid(pixels: np.ndarray, labels: np.ndarray, num_classes: int, path: s
   plt.close(fig)
   os.replace(tmp, path)
   return path
+
+
+def roc_panels(curves: dict[str, dict[str, tuple]], path: str, title: str = "") -> str:
+  """Log-log ROC curves: one panel per stratum, one line per attack, with the diagonal.
+
+  curves: {attack: {stratum: (fpr, tpr)}}.
+  """
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
+  strata = sorted({s for per in curves.values() for s in per},
+                  key=["init_images", "other_members", "all_members"].index)
+  fig, axes = plt.subplots(1, len(strata), figsize=(4.2 * len(strata), 4), squeeze=False)
+  for ax, stratum in zip(axes[0], strata):
+    for attack, per in curves.items():
+      if stratum in per:
+        fpr, tpr = per[stratum]
+        ax.plot(np.maximum(fpr, 1e-5), np.maximum(tpr, 1e-5), label=attack, lw=1.3)
+    ax.plot([1e-5, 1], [1e-5, 1], "k--", lw=0.8, label="chance")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(1e-5, 1)
+    ax.set_ylim(1e-5, 1)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(stratum.replace("_", " "))
+    ax.grid(alpha=0.3, which="both")
+  axes[0][0].legend(fontsize=7, loc="lower right")
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = path + ".tmp.png"
+  fig.savefig(tmp, dpi=110)
+  plt.close(fig)
+  os.replace(tmp, path)
+  return path

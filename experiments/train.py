@@ -81,4 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-  main(sys.argv[1:])
+  try:
+    main(sys.argv[1:])
+  except (ValueError, TypeError, FileNotFoundError) as err:  # bad input: message, no traceback
+    raise SystemExit(f"error: {err}") from err

@@ -14,7 +14,7 @@ import scipy.stats
 
 ATTACKS = ("loss", "lira_online", "lira_online_fixed", "lira_offline", "lira_offline_fixed",
            "lira_offline_two_sided")
-_EPS = 1e-30
+MIN_OWN_SD = 4
 
 
 def loss_threshold(target, shadow=None, shadow_keep=None) -> np.ndarray:
@@ -29,19 +29,44 @@ def _side_stats(shadow, side_mask, fixed_variance: bool):
   total = np.where(side_mask, shadow, 0.0).sum(0)
   mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
   dev = np.where(side_mask, shadow - mean, 0.0)
-  if fixed_variance:  # one sd for this side, pooled over all examples (LiRA's fixed variance)
-    dof = max(int(count.sum()) - int((count > 0).sum()), 1)
-    sd = np.full(mean.shape, np.sqrt((dev ** 2).sum() / dof))
+  dof = int(count.sum()) - int((count > 0).sum())
+  if dof > 0:
+    pooled = np.sqrt((dev ** 2).sum() / dof)  # one sd for this side, pooled over examples
+  else:  # one score per example: no within-example spread; use the spread over examples
+    pooled = float(np.std(shadow[side_mask])) if side_mask.any() else 1.0
+  if fixed_variance:
+    sd = np.full(mean.shape, pooled)
   else:
-    sd = np.sqrt((dev ** 2).sum(0) / np.maximum(count - 1, 1))
+    # An example with fewer than MIN_OWN_SD scores on this side gets the pooled sd: spreads
+    # from 1-3 scores are so noisy that, since leave-one-out gives a member one IN shadow fewer
+    # than a non-member, they turn that bookkeeping asymmetry into a spurious signal
+    # (tests/test_mia.py::test_few_shadows_do_not_fake_a_signal).
+    own = np.sqrt((dev ** 2).sum(0) / np.maximum(count - 1, 1))
+    sd = np.where(count >= MIN_OWN_SD, own, pooled)
   return mean, np.maximum(sd, 1e-6)
+
+
+def equal_sides(shadow_keep) -> tuple[np.ndarray, np.ndarray]:
+  """IN and OUT shadow masks (R, N) with, per example, the same number of shadows on each side.
+
+  With balanced masks and leave-one-out, a member target leaves M/2 - 1 IN shadows and M/2 OUT
+  shadows, a non-member the reverse. Statistics from unequal counts differ in their noise, and
+  that difference is itself a function of the target's membership: a spurious signal that is
+  large with few runs. Each side keeps its first min(n_in, n_out) shadows (by run order).
+  """
+  keep = np.asarray(shadow_keep, bool)
+  n = np.minimum(keep.sum(0), (~keep).sum(0))
+  in_rank = np.cumsum(keep, axis=0)
+  out_rank = np.cumsum(~keep, axis=0)
+  return keep & (in_rank <= n), ~keep & (out_rank <= n)
 
 
 def lira_online(target, shadow, shadow_keep, fixed_variance: bool = False) -> np.ndarray:
   """log N(phi; mu_in, sd_in) - log N(phi; mu_out, sd_out), per example."""
-  shadow, keep = np.asarray(shadow, np.float64), np.asarray(shadow_keep, bool)
-  mu_in, sd_in = _side_stats(shadow, keep, fixed_variance)
-  mu_out, sd_out = _side_stats(shadow, ~keep, fixed_variance)
+  shadow = np.asarray(shadow, np.float64)
+  side_in, side_out = equal_sides(shadow_keep)
+  mu_in, sd_in = _side_stats(shadow, side_in, fixed_variance)
+  mu_out, sd_out = _side_stats(shadow, side_out, fixed_variance)
   target = np.asarray(target, np.float64)
   score = scipy.stats.norm.logpdf(target, mu_in, sd_in) - scipy.stats.norm.logpdf(
       target, mu_out, sd_out)
@@ -55,8 +80,9 @@ def lira_offline(target, shadow, shadow_keep, fixed_variance: bool = False,
   ``two_sided=True`` scores by the negative OUT density instead (a known deviation, offered
   for comparison with code that uses it).
   """
-  shadow, keep = np.asarray(shadow, np.float64), np.asarray(shadow_keep, bool)
-  mu_out, sd_out = _side_stats(shadow, ~keep, fixed_variance)
+  shadow = np.asarray(shadow, np.float64)
+  _, side_out = equal_sides(shadow_keep)
+  mu_out, sd_out = _side_stats(shadow, side_out, fixed_variance)
   target = np.asarray(target, np.float64)
   if two_sided:
     score = -scipy.stats.norm.logpdf(target, mu_out, sd_out)

@@ -21,9 +21,12 @@ def roc_curve(scores, is_member) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   pos, neg = int(is_member.sum()), int((~is_member).sum())
   if pos == 0 or neg == 0:
     raise ValueError(f"ROC needs both members and non-members, got {pos} and {neg}.")
+  if np.isnan(scores).any():
+    raise ValueError(f"{int(np.isnan(scores).sum())} membership scores are NaN.")
   order = np.argsort(-scores, kind="stable")
   s, y = scores[order], is_member[order]
-  distinct = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # last index of each tie group
+  # last index of each tie group (``!=`` rather than a difference: +-inf scores tie correctly)
+  distinct = np.r_[np.flatnonzero(s[1:] != s[:-1]), len(s) - 1]
   tps = np.cumsum(y)[distinct]
   fps = (distinct + 1) - tps
   tpr = np.r_[0.0, tps / pos]
@@ -103,11 +106,13 @@ def init_masks(init_indices: np.ndarray, num_examples: int) -> np.ndarray:
   return out
 
 
-def stratified_metrics(membership, keep, is_init, fprs=DEFAULT_FPRS) -> dict:
+def stratified_metrics(membership, keep, is_init, fprs=DEFAULT_FPRS, curves: dict | None = None
+                       ) -> dict:
   """Metrics pooled over all targets, for each member group against the same non-members.
 
   membership, keep, is_init: (M, N). Groups: the target run's init images; its other members;
-  all its members. A group with no trial gives ``None``.
+  all its members. A group with no trial gives ``None``. If ``curves`` is a dict, it receives
+  {group: (fpr, tpr)} for plotting.
   """
   membership = np.asarray(membership, np.float64)
   keep, is_init = np.asarray(keep, bool), np.asarray(is_init, bool)
@@ -122,4 +127,6 @@ def stratified_metrics(membership, keep, is_init, fprs=DEFAULT_FPRS) -> dict:
       out[name] = None
       continue
     out[name] = attack_metrics(membership[select], positive[select], fprs)
+    if curves is not None:
+      curves[name] = roc_curve(membership[select], positive[select])[:2]
   return out

@@ -168,10 +168,11 @@ DEFAULT_ATTACKS = ("loss", "lira_online", "lira_online_fixed", "lira_offline",
 
 
 def attack_runs(result: dict[str, np.ndarray], labels, attacks=DEFAULT_ATTACKS,
-                fprs=None) -> dict[str, dict]:
+                fprs=None, curves: dict | None = None) -> dict[str, dict]:
   """Scores, leave-one-out attacks and stratified metrics of one recipe's runs.
 
-  Returns {attack: {stratum: metrics or None}}.
+  Returns {attack: {stratum: metrics or None}}; fills ``curves[attack][stratum] = (fpr, tpr)``
+  when ``curves`` is a dict.
   """
   from dcjax.mia import attacks as attacks_lib  # pylint: disable=import-outside-toplevel
   from dcjax.mia import metrics as metrics_lib  # pylint: disable=import-outside-toplevel
@@ -181,5 +182,11 @@ def attack_runs(result: dict[str, np.ndarray], labels, attacks=DEFAULT_ATTACKS,
   keep = result["keep"]
   is_init = metrics_lib.init_masks(result["init_indices"], keep.shape[1])
   kwargs = {} if fprs is None else {"fprs": fprs}
-  return {name: metrics_lib.stratified_metrics(
-      attacks_lib.leave_one_out(phi, keep, name), keep, is_init, **kwargs) for name in attacks}
+  out = {}
+  for name in attacks:
+    attack_curves = {} if curves is not None else None
+    out[name] = metrics_lib.stratified_metrics(attacks_lib.leave_one_out(phi, keep, name), keep,
+                                               is_init, curves=attack_curves, **kwargs)
+    if curves is not None:
+      curves[name] = attack_curves
+  return out
