@@ -1,0 +1,99 @@
+"""Shadow runs per hour on the bundled digits, many-runs API vs a plain loop; prints one JSON.
+
+    python benchmarks/shadow_runs.py [--runs 2] [--epochs 300] [--cond-iterations 20]
+
+A run = build the training set from the run's IN examples (recipe), train a fresh ConvNet by
+the evaluation protocol, query every pool example under the query views. Recipes: ``real`` and
+``condense(dm,10,real)``. "many" times ``dcjax.mia.run_recipe`` (all runs through train_many);
+"loop" times a plain Python loop over single runs (build, ``train``, ``predict`` per view).
+Both start cold (``jax.clear_caches()`` before each), so each pays its own compilation.
+Figures are runs per hour at the stated sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from dcjax import io  # noqa: E402
+from dcjax.condense import get_method  # noqa: E402
+from dcjax.data import load_dataset  # noqa: E402
+from dcjax.mia import RunsConfig, balanced_keep_masks, parse_recipe, run_recipe  # noqa: E402
+from dcjax.mia.pipeline import apply_view, query_views, run_keys  # noqa: E402
+from dcjax.mia.recipes import build_training_set  # noqa: E402
+from dcjax.nets import get_net  # noqa: E402
+from dcjax.train import TrainConfig, predict, train  # noqa: E402
+
+
+def plain_loop(pool, test, keep, recipe, cfg, key) -> float:
+  net = get_net(cfg.net, pool.num_classes)
+  views = query_views(pool.name)
+  start = time.perf_counter()
+  keys = run_keys(key, keep.shape[0])
+  for r in range(keep.shape[0]):
+    item = build_training_set(jax.random.fold_in(keys[r], 0), pool, keep[r], recipe)
+    if recipe.kind == "real":
+      idx = np.flatnonzero(keep[r])
+      x, y = np.asarray(pool.images)[idx], np.asarray(pool.labels)[idx]
+    else:
+      x, y = item["images"], item["labels"]
+    params = train(jax.random.fold_in(keys[r], 1), net, x, y, cfg.train)
+    for v in views:
+      jax.block_until_ready(predict(net, params, apply_view(jnp.asarray(pool.images), v)))
+    jax.block_until_ready(predict(net, params, test.images))
+  return time.perf_counter() - start
+
+
+def many(pool, test, keep, recipe, cfg, key) -> float:
+  with tempfile.TemporaryDirectory() as tmp:
+    start = time.perf_counter()
+    run_recipe(tmp, key, pool, test, keep, recipe, cfg)
+    return time.perf_counter() - start
+
+
+def main(argv=None) -> dict:
+  p = argparse.ArgumentParser(description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--runs", type=int, default=2, help="timed runs per recipe and method")
+  p.add_argument("--epochs", type=int, default=300, help="training epochs per run")
+  p.add_argument("--cond-iterations", type=int, default=20, help="DM iterations per run")
+  args = p.parse_args(argv)
+
+  pool, test = load_dataset("digits")
+  cfg = RunsConfig(net="ConvNet", train=TrainConfig(epochs=args.epochs))
+  keep = balanced_keep_masks(jax.random.key(0), args.runs, len(pool))
+  dm_cfg = dataclasses.replace(get_method("dm").preset(10), iterations=args.cond_iterations)
+  recipes = {"real": parse_recipe("real"),
+             "condense(dm,10,real)": dataclasses.replace(parse_recipe("condense(dm,10,real)"),
+                                                         method_config=dm_cfg)}
+  result = {"backend": jax.default_backend(), "runs": args.runs, "dataset": "digits",
+            "pool_size": len(pool), "epochs": args.epochs,
+            "dm_iterations": args.cond_iterations, "net": cfg.net, "recipes": {}}
+  for name, recipe in recipes.items():
+    jax.clear_caches()  # both paths start cold: each pays its own compilation
+    t_loop = plain_loop(pool, test, keep, recipe, cfg, jax.random.key(2))
+    jax.clear_caches()
+    t_many = many(pool, test, keep, recipe, cfg, jax.random.key(2))
+    result["recipes"][name] = {
+        "runs_per_hour_many": round(3600 * args.runs / t_many, 2),
+        "runs_per_hour_loop": round(3600 * args.runs / t_loop, 2),
+        "many_over_loop": round(t_loop / t_many, 3),
+        "seconds_many": round(t_many, 1), "seconds_loop": round(t_loop, 1)}
+  result["machine"] = io.machine()
+  print(json.dumps(result, indent=2))
+  return result
+
+
+if __name__ == "__main__":
+  main()
