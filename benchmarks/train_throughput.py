@@ -17,7 +17,6 @@ Timings exclude compilation (each timed call is preceded by an identical warm-up
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys

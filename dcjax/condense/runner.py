@@ -8,10 +8,7 @@ synthetic set as an uninterrupted one.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import os
-import time
 from typing import Any, Callable, NamedTuple
 
 import jax
