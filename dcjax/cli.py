@@ -56,3 +56,11 @@ def config_from_args(args: argparse.Namespace, cls: type, prefix: str = "", **fi
       values[field.name] = getattr(args, key)
   values.update(fixed)
   return cls(**values)
+
+
+def run_main(main, argv: list[str]) -> None:
+  """Runs an experiment's main; bad input ends with its message instead of a traceback."""
+  try:
+    main(argv)
+  except (ValueError, TypeError, FileNotFoundError) as err:
+    raise SystemExit(f"error: {err}") from err

@@ -7,6 +7,21 @@ import os
 import numpy as np
 
 
+def _save(fig, path: str, title: str, dpi: int) -> str:
+  """Titles, lays out and writes a figure atomically (temporary file, then rename)."""
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = path + ".tmp.png"
+  fig.savefig(tmp, dpi=dpi)
+  plt.close(fig)
+  os.replace(tmp, path)
+  return path
+
+
 def image_grid(pixels: np.ndarray, labels: np.ndarray, num_classes: int, path: str,
                title: str = "", max_per_class: int = 10) -> str:
   """Saves a PNG grid (one row per class) of (N, H, W, C) pixels in [0, 1] (clipped)."""
@@ -32,15 +47,7 @@ def image_grid(pixels: np.ndarray, labels: np.ndarray, num_classes: int, path: s
       else:
         ax.axis("off")
     axes[c, 0].set_ylabel(str(c), rotation=0, labelpad=10)
-  if title:
-    fig.suptitle(title)
-  fig.tight_layout()
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = path + ".tmp.png"
-  fig.savefig(tmp, dpi=100)
-  plt.close(fig)
-  os.replace(tmp, path)
-  return path
+  return _save(fig, path, title, dpi=100)
 
 
 def roc_panels(curves: dict[str, dict[str, tuple]], path: str, title: str = "") -> str:
@@ -70,12 +77,4 @@ def roc_panels(curves: dict[str, dict[str, tuple]], path: str, title: str = "") 
     ax.set_title(stratum.replace("_", " "))
     ax.grid(alpha=0.3, which="both")
   axes[0][0].legend(fontsize=7, loc="lower right")
-  if title:
-    fig.suptitle(title)
-  fig.tight_layout()
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = path + ".tmp.png"
-  fig.savefig(tmp, dpi=110)
-  plt.close(fig)
-  os.replace(tmp, path)
-  return path
+  return _save(fig, path, title, dpi=110)

@@ -20,7 +20,7 @@ import time
 
 import jax
 
-from dcjax import io, plots
+from dcjax import cli, io, plots
 from dcjax.condense import (METHODS, condense, evaluate, get_method, protocol_config,
                             random_subset, save_synthetic_set, validate)
 from dcjax.data import DATASET_NAMES, load_dataset
@@ -132,7 +132,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-  try:
-    main(sys.argv[1:])
-  except (ValueError, TypeError, FileNotFoundError) as err:  # bad input: message, no traceback
-    raise SystemExit(f"error: {err}") from err
+  cli.run_main(main, sys.argv[1:])

@@ -152,7 +152,4 @@ def _print_recipe(name: str, r: dict) -> None:
 
 
 if __name__ == "__main__":
-  try:
-    main(sys.argv[1:])
-  except (ValueError, TypeError, FileNotFoundError) as err:  # bad input: message, no traceback
-    raise SystemExit(f"error: {err}") from err
+  cli.run_main(main, sys.argv[1:])
