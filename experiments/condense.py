@@ -24,13 +24,15 @@ from dcjax import cli, io, plots
 from dcjax.condense import (METHODS, condense, evaluate, get_method, protocol_config,
                             random_subset, save_synthetic_set, validate)
 from dcjax.data import DATASET_NAMES, load_dataset
+from dcjax.nets import default_net
 
 METHOD_FLAGS = {  # flag -> (config field, type, help)
     "iterations": ("iterations", int, "outer iterations"),
     "lr_img": ("lr_img", float, "learning rate of the synthetic images"),
     "batch_real": ("batch_real", int, "real images per class per iteration (capped by the "
                    "smallest class)"),
-    "cond_net": ("net", str, "network used for condensing"),
+    "cond_net": ("net", str, "network used for condensing (preset: ConvNet; ConvNetD2 for 8x8 "
+                 "images)"),
     "dsa_strategy": ("dsa_strategy", str, "Siamese DSA strategy while condensing ('none': off)"),
     "outer_loop": ("outer_loop", int, "dc/dsa only: image steps per iteration"),
     "inner_loop": ("inner_loop", int, "dc/dsa only: network epochs between image steps"),
@@ -54,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"{text} (default: the method's reference preset)")
   p.add_argument("--eval-models", type=int, default=5,
                  help="fresh networks per evaluation (default: 5)")
-  p.add_argument("--eval-nets", default="ConvNet",
-                 help="comma-separated architectures to evaluate on (default: 'ConvNet')")
+  p.add_argument("--eval-nets", default=None,
+                 help="comma-separated architectures to evaluate on (default: ConvNet, or "
+                 "ConvNetD2 for 8x8 images such as digits)")
   p.add_argument("--eval-epochs", type=int, default=None,
                  help="evaluation epochs (default: 1000 with --eval-dsa, 300 without)")
   p.add_argument("--eval-dsa", choices=["true", "false"], default="true",
@@ -67,8 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
   return p
 
 
-def method_config(args):
-  cfg = get_method(args.method).preset(args.ipc)
+def method_config(args, image_shape):
+  cfg = dataclasses.replace(get_method(args.method).preset(args.ipc),
+                            net=default_net(image_shape))
   fields = {f.name for f in dataclasses.fields(cfg)}
   changes = {}
   for flag, (field, _, _) in METHOD_FLAGS.items():
@@ -83,12 +87,12 @@ def method_config(args):
 
 def main(argv: list[str] | None = None) -> dict:
   args = build_parser().parse_args(argv)
-  cfg = method_config(args)
   spec = get_method(args.method)
   init = args.init or spec.default_init
   if args.eval_models < 1:
     raise SystemExit(f"--eval-models must be >= 1, got {args.eval_models}.")
   train_set, test_set = load_dataset(args.dataset, data_dir=args.data_dir)
+  cfg = method_config(args, train_set.image_shape)
   validate(train_set, args.method, args.ipc, init)  # before any work
   out = os.path.abspath(args.out or os.path.join(
       "runs", "condense", f"{args.dataset}-{args.method}-ipc{args.ipc}-{init}-s{args.seed}"))
@@ -108,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict:
                    title=f"{args.method} ipc={args.ipc} {init} init, {args.dataset}")
 
   eval_cfg = protocol_config(args.dataset, dsa=args.eval_dsa == "true", epochs=args.eval_epochs)
-  nets = tuple(n for n in args.eval_nets.split(",") if n)
+  nets = tuple(n for n in (args.eval_nets or default_net(train_set.image_shape)).split(",") if n)
   start = time.time()
   acc = evaluate(k_eval, synset, test_set, nets, args.eval_models, eval_cfg, progress=True)
   baseline_set = random_subset(k_base, train_set, args.ipc, seed=args.seed)

@@ -31,7 +31,7 @@ from dcjax.data import DATASET_NAMES, load_dataset
 from dcjax.mia import RunsConfig, balanced_keep_masks, parse_recipe, run_recipe
 from dcjax.mia.pipeline import DEFAULT_ATTACKS, attack_runs
 from dcjax.mia.recipes import check_pool
-from dcjax.nets import NET_NAMES
+from dcjax.nets import NET_NAMES, default_net
 from dcjax.train import TrainConfig
 
 DEFAULT_RECIPES = ("real", "random_subset(10)", "init_only(10)", "condense(dm,10,real)")
@@ -52,8 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                  help="use this many training examples as the pool, drawn from --seed "
                  "(default: the whole training split)")
   p.add_argument("--seed", type=int, default=0, help="seed of masks, runs, training (default: 0)")
-  p.add_argument("--net", default="ConvNet", choices=NET_NAMES,
-                 help="network trained in every run (default: 'ConvNet')")
+  p.add_argument("--net", default=None, choices=NET_NAMES,
+                 help="network trained in every run (default: ConvNet, or ConvNetD2 for 8x8 "
+                 "images such as digits)")
   p.add_argument("--cond-iterations", type=int, default=None,
                  help="iterations of condense recipes (default: the method's preset)")
   p.add_argument("--attacks", default=",".join(DEFAULT_ATTACKS),
@@ -79,21 +80,21 @@ def _slug(name: str) -> str:
 def main(argv: list[str] | None = None) -> dict:
   args = build_parser().parse_args(argv)
   recipes = [parse_recipe(r) for r in (args.recipe or DEFAULT_RECIPES)]
-  if args.cond_iterations is not None:
-    from dcjax.condense import get_method  # pylint: disable=import-outside-toplevel
-    recipes = [dataclasses.replace(r, method_config=dataclasses.replace(
-        get_method(r.method).preset(r.ipc), iterations=args.cond_iterations))
-               if r.kind == "condense" else r for r in recipes]
   attacks = tuple(a for a in args.attacks.split(",") if a)
   from dcjax.mia import get_attack  # pylint: disable=import-outside-toplevel
   for a in attacks:
     get_attack(a)
   train_cfg = cli.config_from_args(args, TrainConfig)
-  cfg = RunsConfig(net=args.net, train=train_cfg)
-
   key = jax.random.key(args.seed)
   k_pool, k_keep, k_runs = jax.random.split(key, 3)
   train_set, test_set = load_dataset(args.dataset, data_dir=args.data_dir)
+  cfg = RunsConfig(net=args.net or default_net(train_set.image_shape), train=train_cfg)
+  if args.cond_iterations is not None:
+    from dcjax.condense import get_method  # pylint: disable=import-outside-toplevel
+    recipes = [dataclasses.replace(r, method_config=dataclasses.replace(
+        get_method(r.method).preset(r.ipc), iterations=args.cond_iterations,
+        net=default_net(train_set.image_shape)))
+               if r.kind == "condense" else r for r in recipes]
   pool = train_set
   if args.pool_size is not None:
     if not 2 <= args.pool_size <= len(train_set):
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
                             "recipes": [(r.name, r.method_config) for r in recipes]},
                       overwrite=args.recompute)
   print(f"MIA on {args.dataset}: pool {len(pool)}, {args.runs} runs x {len(recipes)} recipes, "
-        f"{args.net}, {train_cfg.epochs} epochs, backend {jax.default_backend()} -> {out}")
+        f"{cfg.net}, {train_cfg.epochs} epochs, backend {jax.default_backend()} -> {out}")
 
   results = {"dataset": args.dataset, "runs": args.runs, "pool_size": len(pool),
              "seed": args.seed, "runs_config": cfg, "attacks": attacks, "recipes": {},

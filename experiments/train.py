@@ -20,7 +20,7 @@ import numpy as np
 from dcjax import cli, io
 from dcjax.augment import strategy_for
 from dcjax.data import DATASET_NAMES, load_dataset
-from dcjax.nets import NET_NAMES, get_net
+from dcjax.nets import NET_NAMES, default_net, get_net
 from dcjax.train import TrainConfig, accuracy, predict_many, train_many
 
 
@@ -32,8 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="dataset name (default: 'digits', bundled, no network needed)")
   parser.add_argument("--data-dir", default=None,
                       help="tensorflow-datasets data_dir for tfds datasets (default: tfds's)")
-  parser.add_argument("--net", default="ConvNet", help=f"network, one of {', '.join(NET_NAMES)}"
-                      " (default: 'ConvNet')")
+  parser.add_argument("--net", default=None, help=f"network, one of {', '.join(NET_NAMES)}"
+                      " (default: ConvNet, or ConvNetD2 for 8x8 images such as digits)")
   parser.add_argument("--models", type=int, default=1,
                       help="number of fresh networks, their keys split from --seed (default: 1)")
   parser.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
   if args.models < 1:
     raise SystemExit(f"--models must be >= 1, got {args.models}.")
   train_set, test_set = load_dataset(args.dataset, data_dir=args.data_dir)
+  args.net = args.net or default_net(train_set.image_shape)
   net = get_net(args.net, train_set.num_classes)
   cfg = cli.config_from_args(args, TrainConfig)
   if args.dsa and cfg.augment is None:

@@ -107,3 +107,10 @@ def test_unknown_layer_options_are_rejected():
     get_net("ConvNet", 10, norm="bogus").init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
   with pytest.raises(ValueError, match="num_classes"):
     get_net("ConvNet", 1)
+
+
+def test_default_net_suits_the_image_size():
+  from dcjax.nets import default_net  # pylint: disable=import-outside-toplevel
+  assert default_net((32, 32, 3)) == "ConvNet"
+  assert default_net((28, 28, 1)) == "ConvNet"
+  assert default_net((8, 8, 1)) == "ConvNetD2"  # 3 blocks would pool 8x8 to 1x1

@@ -10,7 +10,7 @@ import numpy as np
 from dcjax.augment import strategy_for
 from dcjax.condense.synthetic_set import SyntheticSet
 from dcjax.data.dataset import Dataset
-from dcjax.nets import get_net
+from dcjax.nets import default_net, get_net
 from dcjax.train import TrainConfig, accuracy, predict_many, train_many
 
 
@@ -23,15 +23,16 @@ def protocol_config(dataset_name: str, dsa: bool = True, epochs: int | None = No
 
 
 def evaluate(key: jax.Array, train_set: SyntheticSet | Dataset, test_set: Dataset,
-             nets: tuple[str, ...] = ("ConvNet",), num_models: int = 5,
+             nets: tuple[str, ...] | None = None, num_models: int = 5,
              train_cfg: TrainConfig | None = None, progress: bool = False) -> dict:
-  """Trains ``num_models`` fresh networks of each architecture on ``train_set``.
+  """Trains ``num_models`` fresh networks of each architecture (default: ``default_net``).
 
   Returns {net: {"accuracies": [...], "mean": m, "std": s}} of the FINAL test accuracy.
   """
   if num_models < 1:
     raise ValueError(f"num_models must be >= 1, got {num_models}.")
   cfg = train_cfg or protocol_config(test_set.name)
+  nets = nets or (default_net(test_set.image_shape),)
   results = {}
   for i, name in enumerate(nets):
     net = get_net(name, test_set.num_classes)

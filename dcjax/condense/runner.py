@@ -8,6 +8,8 @@ synthetic set as an uninterrupted one.
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from typing import Any, Callable, NamedTuple
 
@@ -20,7 +22,7 @@ from dcjax import checkpoint as ckpt
 from dcjax.condense import common, dc, dm
 from dcjax.condense.synthetic_set import SyntheticSet, class_major_labels
 from dcjax.data.dataset import Dataset
-from dcjax.nets import get_net
+from dcjax.nets import default_net, get_net
 
 
 class Method(NamedTuple):
@@ -84,14 +86,15 @@ def condense(key: jax.Array, dataset: Dataset, method: str = "dm", ipc: int = 10
 
   key: the run's PRNG key (init images, networks, batches, augmentation all derive from it).
   init: "real" or "noise" (default: the method's reference init). config: the method's frozen
-  config (default: its reference preset for this ipc). With ``checkpoint_dir`` the run saves
+  config (default: its reference preset for this ipc, with ``default_net`` for the image size). With ``checkpoint_dir`` the run saves
   every ``checkpoint_every`` iterations and resumes from the latest checkpoint there.
   ``callback(iteration, loss)`` runs after each iteration (iteration counts from 1).
   """
   spec = get_method(method)
   init = init or spec.default_init
   validate(dataset, method, ipc, init, mask)
-  cfg = config if config is not None else spec.preset(ipc)
+  cfg = config if config is not None else dataclasses.replace(
+      spec.preset(ipc), net=default_net(dataset.image_shape))
   num_classes = dataset.num_classes
   net = get_net(cfg.net, num_classes, init_scheme=cfg.init_scheme)
   batch_real = common.effective_batch_real(cfg.batch_real, dataset.labels, num_classes, mask)

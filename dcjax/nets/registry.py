@@ -44,6 +44,15 @@ _FACTORIES: dict[str, Callable[..., nn.Module]] = {
 NET_NAMES: tuple[str, ...] = tuple(_FACTORIES)
 
 
+def default_net(image_shape: tuple[int, ...]) -> str:
+  """The DC ConvNet whose depth suits the image size: 3 blocks for 28-32 px (the papers'),
+  2 for the 8x8 digits. Three blocks would pool 8x8 down to 1x1 and instance-normalise the
+  last conv over a 2x2 map, which makes gradient matching's image gradients explode (~50 per
+  image of norm ~8 at init, measured), so DC/DSA destroy the images at their reference lr."""
+  side = min(image_shape[-3:-1])
+  return "ConvNet" if side >= 16 else "ConvNetD2"
+
+
 def get_net(name: str, num_classes: int, **overrides: Any) -> nn.Module:
   """Builds a network by registry name; ``overrides`` set module fields (e.g. conv_impl)."""
   if name not in _FACTORIES:
