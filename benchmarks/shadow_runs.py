@@ -2,7 +2,8 @@
 
     python benchmarks/shadow_runs.py [--runs 2] [--epochs 300] [--cond-iterations 20]
 
-A run = build the training set from the run's IN examples (recipe), train a fresh ConvNet by
+A run = build the training set from the run's IN examples (recipe), train a fresh network
+(``default_net``: ConvNetD2 for the 8x8 digits, as experiments.mia) by
 the evaluation protocol, query every pool example under the query views. Recipes: ``real`` and
 ``condense(dm,10,real)``. "many" times ``dcjax.mia.run_recipe`` (all runs through train_many);
 "loop" times a plain Python loop over single runs (build, ``train``, ``predict`` per view).
@@ -32,7 +33,7 @@ from dcjax.data import load_dataset  # noqa: E402
 from dcjax.mia import RunsConfig, balanced_keep_masks, parse_recipe, run_recipe  # noqa: E402
 from dcjax.mia.pipeline import apply_view, query_views, run_keys  # noqa: E402
 from dcjax.mia.recipes import build_training_set  # noqa: E402
-from dcjax.nets import get_net  # noqa: E402
+from dcjax.nets import default_net, get_net  # noqa: E402
 from dcjax.train import TrainConfig, predict, train  # noqa: E402
 
 
@@ -71,9 +72,11 @@ def main(argv=None) -> dict:
   args = p.parse_args(argv)
 
   pool, test = load_dataset("digits")
-  cfg = RunsConfig(net="ConvNet", train=TrainConfig(epochs=args.epochs))
+  net_name = default_net(pool.image_shape)  # what experiments.mia uses for this data
+  cfg = RunsConfig(net=net_name, train=TrainConfig(epochs=args.epochs))
   keep = balanced_keep_masks(jax.random.key(0), args.runs, len(pool))
-  dm_cfg = dataclasses.replace(get_method("dm").preset(10), iterations=args.cond_iterations)
+  dm_cfg = dataclasses.replace(get_method("dm").preset(10), iterations=args.cond_iterations,
+                               net=net_name)
   recipes = {"real": parse_recipe("real"),
              "condense(dm,10,real)": dataclasses.replace(parse_recipe("condense(dm,10,real)"),
                                                          method_config=dm_cfg)}
