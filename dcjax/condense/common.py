@@ -5,11 +5,22 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from dcjax.data.sampling import sample_per_class
 
 INITS = ("real", "noise")
 CPU_CHUNK = 64  # XLA's CPU conv runs ~2x more images/s at batch 64 than at 256 (same maths)
+
+
+def image_optimizer(cfg) -> optax.GradientTransformation:
+  """SGD with momentum on the synthetic images (``cfg.lr_img``, ``cfg.momentum``)."""
+  return optax.sgd(cfg.lr_img, momentum=cfg.momentum or None)
+
+
+def init_state(cfg, images: jax.Array):
+  """The image optimiser's state for images (C*ipc, H, W, Ch)."""
+  return image_optimizer(cfg).init(images)
 
 
 def default_chunk() -> int | None:

@@ -64,12 +64,8 @@ def dsa_preset(ipc: int) -> DCConfig:
   return preset(ipc, DEFAULT_STRATEGY)
 
 
-def image_optimizer(cfg: DCConfig) -> optax.GradientTransformation:
-  return optax.sgd(cfg.lr_img, momentum=cfg.momentum or None)
-
-
-def init_state(cfg: DCConfig, images: jax.Array):
-  return image_optimizer(cfg).init(images)
+image_optimizer = common.image_optimizer
+init_state = common.init_state
 
 
 def _safe_norm(x: jax.Array) -> jax.Array:

@@ -42,12 +42,8 @@ def preset(ipc: int) -> DMConfig:
   return DMConfig()
 
 
-def image_optimizer(cfg: DMConfig) -> optax.GradientTransformation:
-  return optax.sgd(cfg.lr_img, momentum=cfg.momentum or None)
-
-
-def init_state(cfg: DMConfig, images: jax.Array):
-  return image_optimizer(cfg).init(images)
+image_optimizer = common.image_optimizer
+init_state = common.init_state
 
 
 def dm_loss(net: nn.Module, cfg: DMConfig, images: jax.Array, variables, real: jax.Array,
