@@ -48,10 +48,6 @@ class _Plan:
   microbatch: int | None
   has_batch_stats: bool
 
-  @property
-  def total_steps(self) -> int:
-    return self.cfg.epochs * self.steps_per_epoch
-
 
 def resolve_strategy(cfg: TrainConfig) -> str:
   if cfg.strategy != "auto":
