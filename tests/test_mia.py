@@ -153,3 +153,26 @@ def test_few_shadows_do_not_fake_a_signal(attack):
   # trials share examples and shadows, so the (independence-based) AUC interval is too narrow
   # here; without equal_sides the AUC was 0.63 (online) / 0.39 (pooled sd only).
   assert abs(m["auc"] - 0.5) < 0.03, m["auc"]
+
+
+def test_cluster_bootstrap_auc_is_weighted_auc_and_wider_under_correlation():
+  from dcjax.mia.metrics import cluster_bootstrap_auc  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(5)
+  # 8 runs x 300 examples; membership shifts an example's score by its own random b_i (mean 0):
+  # no signal on average, but all member trials of an example move together (correlated).
+  keep = balanced_keep_masks(jax.random.key(5), 8, 300)
+  scores = rng.normal(size=300) * 0.1 + keep * rng.normal(size=300) + 0.1 * rng.normal(
+      size=keep.shape)
+  example = np.broadcast_to(np.arange(300), keep.shape)
+  naive = attack_metrics(scores, keep)
+  boot = attack_metrics(scores, keep, clusters=example)
+  assert boot["auc"] == naive["auc"] and boot["auc_ci_method"] == "cluster_bootstrap"
+  assert (boot["auc_ci95"][1] - boot["auc_ci95"][0]) > 1.5 * (
+      naive["auc_ci95"][1] - naive["auc_ci95"][0])
+  assert boot["auc_ci95"][0] <= 0.5 <= boot["auc_ci95"][1]
+  # independent clusters of one trial each: the bootstrap brackets the AUC
+  s, y = rng.normal(size=400) + np.r_[np.ones(200), np.zeros(200)], np.r_[np.ones(200, bool),
+                                                                            np.zeros(200, bool)]
+  lo, hi = cluster_bootstrap_auc(s, y, np.arange(400))
+  a = attack_metrics(s, y)["auc"]
+  assert lo < a < hi and hi - lo < 0.15

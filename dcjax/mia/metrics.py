@@ -66,8 +66,40 @@ def tpr_at_fpr(fpr, tpr, target: float, positives: int, negatives: int) -> dict:
           "min_measurable_fpr": 1.0 / negatives}
 
 
-def attack_metrics(scores, is_member, fprs=DEFAULT_FPRS) -> dict:
-  """AUC (+ bootstrap-free normal CI), balanced accuracy, TPR at each FPR with intervals."""
+def cluster_bootstrap_auc(scores, is_member, clusters, reps: int = 200, seed: int = 0,
+                          level: float = 0.95) -> tuple[float, float]:
+  """Percentile interval of the AUC, resampling whole clusters (e.g. pool examples).
+
+  Leave-one-out trials share examples (each example is a trial in every run) and shadows, so
+  they are not independent; resampling examples with all their trials keeps that correlation.
+  Weighted AUC per replicate from one sort: ties count one half.
+  """
+  scores = np.asarray(scores, np.float64).ravel()
+  y = np.asarray(is_member, bool).ravel()
+  _, cluster_idx = np.unique(np.asarray(clusters).ravel(), return_inverse=True)
+  num_clusters = int(cluster_idx.max()) + 1
+  order = np.argsort(scores, kind="stable")
+  s, y, cluster_idx = scores[order], y[order], cluster_idx[order]
+  starts = np.r_[0, np.flatnonzero(s[1:] != s[:-1]) + 1]  # first index of each tie group
+  rng = np.random.default_rng(seed)
+  counts = np.zeros((reps, num_clusters))
+  draws = rng.integers(0, num_clusters, (reps, num_clusters))
+  np.add.at(counts, (np.arange(reps)[:, None], draws), 1.0)
+  w = counts[:, cluster_idx]  # (reps, trials)
+  pos = np.add.reduceat(w * y, starts, axis=1)
+  neg = np.add.reduceat(w * ~y, starts, axis=1)
+  below = np.cumsum(neg, axis=1) - neg
+  auc_b = (pos * (below + 0.5 * neg)).sum(1) / np.maximum(pos.sum(1) * neg.sum(1), 1e-300)
+  alpha = (1 - level) / 2
+  return float(np.quantile(auc_b, alpha)), float(np.quantile(auc_b, 1 - alpha))
+
+
+def attack_metrics(scores, is_member, fprs=DEFAULT_FPRS, clusters=None) -> dict:
+  """AUC with a 95% interval, balanced accuracy, TPR at each FPR with Clopper-Pearson intervals.
+
+  The AUC interval is a cluster bootstrap over ``clusters`` (the pool example of each trial)
+  when given, else Hanley & McNeil's, which assumes independent trials.
+  """
   scores = np.asarray(scores, np.float64).ravel()
   is_member = np.asarray(is_member, bool).ravel()
   fpr, tpr, _ = roc_curve(scores, is_member)
@@ -76,8 +108,12 @@ def attack_metrics(scores, is_member, fprs=DEFAULT_FPRS) -> dict:
   if neg >= 1e5 and VERY_LOW_FPR not in targets:
     targets = [VERY_LOW_FPR, *targets]
   a = auc(fpr, tpr)
+  if clusters is None:
+    interval, method = _auc_interval(a, pos, neg), "hanley_mcneil"
+  else:
+    interval, method = cluster_bootstrap_auc(scores, is_member, clusters), "cluster_bootstrap"
   return {
-      "auc": a, "auc_ci95": list(_auc_interval(a, pos, neg)),
+      "auc": a, "auc_ci95": list(interval), "auc_ci_method": method,
       "balanced_accuracy": balanced_accuracy(fpr, tpr),
       "tpr_at_fpr": {f"{t:g}": tpr_at_fpr(fpr, tpr, t, pos, neg) for t in targets},
       "positives": pos, "negatives": neg,
@@ -126,7 +162,9 @@ def stratified_metrics(membership, keep, is_init, fprs=DEFAULT_FPRS, curves: dic
     if not positive.any():
       out[name] = None
       continue
-    out[name] = attack_metrics(membership[select], positive[select], fprs)
+    example = np.broadcast_to(np.arange(keep.shape[1]), keep.shape)
+    out[name] = attack_metrics(membership[select], positive[select], fprs,
+                               clusters=example[select])
     if curves is not None:
       curves[name] = roc_curve(membership[select], positive[select])[:2]
   return out
