@@ -40,11 +40,16 @@ def key_digest(key: jax.Array) -> list[int]:
   return np.asarray(jax.random.key_data(key)).ravel().tolist()
 
 
+def canonical(fingerprint: dict[str, Any]) -> dict[str, Any]:
+  """The fingerprint as it reads back from JSON, so stored and requested ones compare equal."""
+  return json.loads(json.dumps(to_jsonable(fingerprint), sort_keys=True))
+
+
 def bind_directory(directory: str, fingerprint: dict[str, Any], overwrite: bool = False) -> None:
   """Creates ``directory`` for ``fingerprint`` or checks that it already holds the same one."""
   directory = os.path.abspath(directory)
   path = os.path.join(directory, "fingerprint.json")
-  fingerprint = json.loads(json.dumps(to_jsonable(fingerprint), sort_keys=True))
+  fingerprint = canonical(fingerprint)
   if os.path.exists(path) and not overwrite:
     with open(path) as f:
       existing = json.load(f)

@@ -68,6 +68,12 @@ def validate(dataset: Dataset, method: str, ipc: int, init: str, mask=None) -> N
                      f"(class {int(counts.argmin())} has {int(counts.min())}).")
 
 
+def split_run_key(key: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(init key, iteration key) of a condensation run; init_only recipes reuse the init key."""
+  k_init, k_run = jax.random.split(key)
+  return k_init, k_run
+
+
 def fingerprint(key, dataset: Dataset, method: str, ipc: int, init: str, cfg, mask) -> dict:
   return {
       "method": method, "ipc": ipc, "init": init, "config": cfg, "key": ckpt.key_digest(key),
@@ -101,7 +107,7 @@ def condense(key: jax.Array, dataset: Dataset, method: str = "dm", ipc: int = 10
   pool_x, pool_y = jnp.asarray(dataset.images), jnp.asarray(dataset.labels)
   mask_arr = None if mask is None else jnp.asarray(mask)
 
-  k_init, k_run = jax.random.split(key)
+  k_init, k_run = split_run_key(key)
   images, init_idx = common.init_images(k_init, pool_x, pool_y, num_classes, ipc, init, mask_arr)
   opt_state = spec.init_state(cfg, images)
   start = 0

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from dcjax import checkpoint as ckpt
 from dcjax.augment import translate
 from dcjax.data.dataset import Dataset
-from dcjax.io import code_version, to_jsonable, write_json_atomic
+from dcjax.io import code_version, write_json_atomic
 from dcjax.mia.recipes import Recipe, build_training_set, check_pool
 from dcjax.nets import get_net
 from dcjax.train import TrainConfig, accuracy, predict_many, train_many
@@ -67,7 +67,7 @@ class _Stage:
 
   def __init__(self, path: str, fingerprint: dict):
     self.path = os.path.abspath(path)
-    self.fingerprint = json.loads(json.dumps(to_jsonable(fingerprint), sort_keys=True))
+    self.fingerprint = ckpt.canonical(fingerprint)
 
   @property
   def marker(self) -> str:

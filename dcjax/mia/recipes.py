@@ -13,11 +13,10 @@ import re
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from dcjax.condense import common, condense, get_method
-from dcjax.condense.synthetic_set import class_major_labels
+from dcjax.condense import common, condense, get_method, random_subset
+from dcjax.condense.runner import split_run_key
 from dcjax.data.dataset import Dataset
 
 KINDS = ("real", "random_subset", "init_only", "condense")
@@ -104,15 +103,13 @@ def build_training_set(key: jax.Array, pool: Dataset, keep: np.ndarray, recipe: 
   if recipe.kind == "real":
     return {"images": np.zeros((0, *pool.image_shape), np.float32),
             "labels": np.zeros((0,), np.int32), "init_indices": np.zeros((0,), np.int32)}
-  # init_only reuses the condenser's own init draw: the same split as condense() makes.
-  k_subset = jax.random.split(key)[0] if recipe.kind == "init_only" else key
-  if recipe.kind in ("random_subset", "init_only"):
-    images, idx = common.init_images(k_subset, jnp.asarray(pool.images),
-                                     jnp.asarray(pool.labels), pool.num_classes, recipe.ipc,
-                                     "real", jnp.asarray(keep))
-    labels = class_major_labels(pool.num_classes, recipe.ipc)
-    return {"images": np.asarray(images), "labels": labels, "init_indices": np.asarray(idx)}
-  syn = condense(key, pool, recipe.method, recipe.ipc, recipe.init, mask=np.asarray(keep, bool),
-                 config=recipe.method_config, progress=progress)
+  keep = np.asarray(keep, bool)
+  if recipe.kind == "random_subset":
+    syn = random_subset(key, pool, recipe.ipc, mask=keep)
+  elif recipe.kind == "init_only":  # the very images condense() would start from with this key
+    syn = random_subset(split_run_key(key)[0], pool, recipe.ipc, mask=keep)
+  else:
+    syn = condense(key, pool, recipe.method, recipe.ipc, recipe.init, mask=keep,
+                   config=recipe.method_config, progress=progress)
   return {"images": np.asarray(syn.images), "labels": np.asarray(syn.labels),
           "init_indices": np.asarray(syn.init_indices)}
