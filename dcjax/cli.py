@@ -8,13 +8,14 @@ import typing
 from typing import Any
 
 
-def _parse_optional(kind):
+def parse_optional(kind):
+  """An argparse type that reads 'none' / 'null' / '' as None and anything else as ``kind``."""
   def parse(text: str):
     return None if text.lower() in ("none", "null", "") else kind(text)
   return parse
 
 
-def _bool(text: str) -> bool:
+def parse_bool(text: str) -> bool:
   if text.lower() in ("1", "true", "yes", "on"):
     return True
   if text.lower() in ("0", "false", "no", "off"):
@@ -33,13 +34,13 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, prefix: str = "
     optional = type(None) in args
     kind = next((a for a in args if a is not type(None)), hint)
     if kind is bool:
-      convert = _bool
+      convert = parse_bool
     elif kind in (int, float, str):
       convert = kind
     else:
       continue  # structured fields are set in code (presets), not from the command line
     if optional:
-      convert = _parse_optional(convert)
+      convert = parse_optional(convert)
     default = field.default
     parser.add_argument(
         f"--{prefix}{field.name}".replace("_", "-"), dest=f"{prefix}{field.name}",

@@ -113,7 +113,8 @@ def run_recipe(stage_dir: str, key: jax.Array, pool: Dataset, test_set: Dataset,
                keep: np.ndarray, recipe: Recipe, cfg: RunsConfig = RunsConfig(),
                recompute: bool = False, progress: bool = False) -> dict[str, np.ndarray]:
   """All M runs of one recipe. Returns {"view_logits" (M, V, N, K), "test_accuracy" (M,),
-  "init_indices" (M, n_init), "keep" (M, N)}."""
+  "init_indices" (M, n_init), "keep" (M, N), "train_images" (M, S, H, W, C) (the training set
+  each run was given; None for `real`, which trains on the pool under ``keep``)}."""
   keep = np.asarray(keep, bool)
   check_pool(recipe, pool, keep)
   num_runs = keep.shape[0]
@@ -159,8 +160,9 @@ def run_recipe(stage_dir: str, key: jax.Array, pool: Dataset, test_set: Dataset,
   test_acc = np.asarray(accuracy(jnp.asarray(logits["test_logits"]), test_set.labels))
   init = np.stack([t["init_indices"] for t in trainsets]) if recipe.has_init_images else \
       np.full((num_runs, 0), -1, np.int32)
+  images = np.stack([t["images"] for t in trainsets]) if trainsets else None
   return {"view_logits": np.asarray(logits["view_logits"]), "test_accuracy": test_acc,
-          "init_indices": init, "keep": keep}
+          "init_indices": init, "keep": keep, "train_images": images}
 
 
 DEFAULT_ATTACKS = ("loss", "lira_online", "lira_online_fixed", "lira_offline",

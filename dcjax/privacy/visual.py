@@ -43,35 +43,91 @@ def ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   return s.mean(axis=(-3, -2, -1))
 
 
+def _l2_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+  a = a.reshape(len(a), -1)
+  b = b.reshape(len(b), -1)
+  sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None] - 2 * a @ b.T
+  return np.sqrt(np.maximum(sq, 0.0))
+
+
 def nearest_real(synthetic: np.ndarray, real: np.ndarray, metric: str = "l2",
-                 chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+                 chunk: int = 64, shortlist: int | None = None) -> tuple[np.ndarray, np.ndarray]:
   """For each synthetic image, the index of its nearest real image and the distance.
 
   metric "l2": Euclidean distance in pixel space; "ssim": 1 - SSIM (0 for identical).
   synthetic: (S, H, W, C); real: (N, H, W, C). Returns (indices (S,), distances (S,)).
+  shortlist: for "ssim", compare only with the ``shortlist`` L2-nearest real images (exact when
+  shortlist >= N; SSIM against every real image costs S*N windowed passes, too much at 50k).
   """
   synthetic = np.asarray(synthetic, np.float64)
   real = np.asarray(real, np.float64)
   if synthetic.shape[1:] != real.shape[1:]:
     raise ValueError(f"Image shapes differ: synthetic {synthetic.shape[1:]} vs real "
                      f"{real.shape[1:]}.")
+  if metric not in ("l2", "ssim"):
+    raise ValueError(f"Unknown metric {metric!r}; expected 'l2' or 'ssim'.")
+  if shortlist is not None and shortlist < 1:
+    raise ValueError(f"shortlist must be None or >= 1, got {shortlist!r}.")
   if metric == "l2":
-    s = synthetic.reshape(len(synthetic), -1)
-    r = real.reshape(len(real), -1)
-    sq = (s * s).sum(1)[:, None] + (r * r).sum(1)[None] - 2 * s @ r.T
-    d = np.sqrt(np.maximum(sq, 0.0))
-  elif metric == "ssim":
+    d = _l2_distances(synthetic, real)
+    idx = d.argmin(axis=1)
+    return idx, d[np.arange(len(d)), idx]
+  if shortlist is None or shortlist >= len(real):
     d = np.concatenate([1.0 - ssim(synthetic[i:i + chunk, None], real[None])
                         for i in range(0, len(synthetic), chunk)])
-  else:
-    raise ValueError(f"Unknown metric {metric!r}; expected 'l2' or 'ssim'.")
-  idx = d.argmin(axis=1)
-  return idx, d[np.arange(len(d)), idx]
+    idx = d.argmin(axis=1)
+    return idx, d[np.arange(len(d)), idx]
+  cand = np.argsort(_l2_distances(synthetic, real), axis=1)[:, :shortlist]  # (S, k)
+  d = np.concatenate([1.0 - ssim(synthetic[i:i + chunk, None], real[cand[i:i + chunk]])
+                      for i in range(0, len(synthetic), chunk)])
+  best = d.argmin(axis=1)
+  rows = np.arange(len(d))
+  return cand[rows, best], d[rows, best]
 
 
-def distance_scores(candidates: np.ndarray, synthetic: np.ndarray,
-                    metric: str = "l2") -> np.ndarray:
+def distance_scores(candidates: np.ndarray, synthetic: np.ndarray, metric: str = "l2",
+                    shortlist: int | None = None) -> np.ndarray:
   """Membership scores for the threat model where the synthetic set itself is released:
   minus the distance of each candidate to its nearest synthetic image (higher = member)."""
-  _, d = nearest_real(candidates, synthetic, metric)
+  _, d = nearest_real(candidates, synthetic, metric, shortlist=shortlist)
   return -d
+
+
+def released_set_privacy(synthetic: np.ndarray, init_indices: np.ndarray, pool: np.ndarray,
+                         keep: np.ndarray, shortlist: int | None = 64) -> dict:
+  """Visual privacy of the released synthetic sets of M runs over one pool (all in PIXELS).
+
+  synthetic: (M, S, H, W, C); init_indices: (M, S) pool indices (-1: noise init); pool:
+  (N, H, W, C); keep: (M, N) membership. For each metric ("l2", "ssim") returns
+    nearest:  (M, S) pool index of each synthetic image's nearest real image, and its distance;
+    own_init_fraction: how often that nearest image is the synthetic image's own init image;
+    member_fraction: how often it is a member of the run (a non-member would be a coincidence);
+    scores: (M, N) distance-attack membership scores (minus the distance of each pool example
+      to the nearest synthetic image of the run), for ``stratified_metrics``.
+  """
+  synthetic = np.asarray(synthetic)
+  init_indices = np.asarray(init_indices)
+  keep = np.asarray(keep, bool)
+  if synthetic.ndim != 5 or synthetic.shape[:2] != init_indices.shape:
+    raise ValueError(f"synthetic must be (M, S, H, W, C) matching init_indices (M, S); got "
+                     f"{synthetic.shape} and {init_indices.shape}.")
+  if keep.shape != (synthetic.shape[0], len(pool)):
+    raise ValueError(f"keep must be (M, N) = {(synthetic.shape[0], len(pool))}, got "
+                     f"{keep.shape}.")
+  out = {}
+  rows = np.arange(synthetic.shape[1])
+  for metric in ("l2", "ssim"):
+    nearest = [nearest_real(s, pool, metric, shortlist=shortlist) for s in synthetic]
+    idx = np.stack([n[0] for n in nearest])
+    dist = np.stack([n[1] for n in nearest])
+    scores = np.stack([distance_scores(pool, s, metric, shortlist=shortlist)
+                       for s in synthetic])
+    has_init = init_indices >= 0
+    out[metric] = {
+        "nearest_index": idx, "nearest_distance": dist, "scores": scores,
+        "own_init_fraction": (float((idx == init_indices)[has_init].mean())
+                              if has_init.any() else None),
+        "member_fraction": float(np.mean([keep[m, idx[m, rows]].mean()
+                                          for m in range(len(idx))])),
+    }
+  return out
