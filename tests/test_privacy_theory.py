@@ -47,3 +47,17 @@ def test_influence_names_an_empty_class():
   with pytest.raises(ValueError, match="Class 1 has no member"):
     one_example_influence(np.zeros((4, 2, 2, 1)), np.array([0, 0, 1, 1]), 2,
                           mask=np.array([True, True, False, False]))
+
+
+def test_linear_dm_check_runs_the_dm_code_on_a_runs_members():
+  from dcjax.privacy import linear_dm_check, m_over_n_rows  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(5)
+  labels = np.repeat(np.arange(3), 12)
+  data = from_arrays(rng.uniform(size=(36, 5, 5, 1)).astype(np.float32), labels)
+  mask = rng.uniform(size=36) < 0.7
+  out = linear_dm_check(jax.random.key(0), data, mask, ipc=2, iterations=200)
+  assert out["members_per_class"] == min(np.bincount(labels[mask], minlength=3))
+  assert out["max_error_over_norm"] < 1e-4
+  assert out["mean_shift_from_init"] > 100 * out["max_error"]  # the images did move
+  rows = m_over_n_rows([("a", 1000, 10, 10)])
+  assert rows[0]["m"] == 100 and rows[0]["m_over_n"] == 0.1

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dcjax.privacy import distance_scores, nearest_real, ssim
+from dcjax.privacy import distance_scores, nearest_real, released_set_privacy, ssim
 
 
 def _pixels(n, seed=0, shape=(8, 8, 1)):
@@ -50,3 +50,40 @@ def test_shape_mismatch_and_unknown_metric_are_named():
     nearest_real(_pixels(2), _pixels(2, shape=(4, 4, 1)))
   with pytest.raises(ValueError, match="Unknown metric 'lpips'"):
     nearest_real(_pixels(2), _pixels(2), "lpips")
+
+
+def test_ssim_shortlist_finds_the_exact_neighbour_of_near_copies():
+  rng = np.random.default_rng(3)
+  real = rng.uniform(size=(40, 8, 8, 1))
+  synthetic = np.clip(real[[5, 17, 33]] + rng.normal(0, 0.02, (3, 8, 8, 1)), 0, 1)
+  exact_idx, exact_d = nearest_real(synthetic, real, "ssim")
+  idx, d = nearest_real(synthetic, real, "ssim", shortlist=4)
+  np.testing.assert_array_equal(idx, [5, 17, 33])
+  np.testing.assert_array_equal(idx, exact_idx)
+  np.testing.assert_allclose(d, exact_d)
+  with pytest.raises(ValueError, match="shortlist"):
+    nearest_real(synthetic, real, "ssim", shortlist=0)
+
+
+def test_released_set_privacy_sees_copied_init_images_and_not_noise():
+  rng = np.random.default_rng(4)
+  pool = rng.uniform(size=(30, 6, 6, 1))
+  keep = np.zeros((2, 30), bool)
+  keep[0, :15] = True
+  keep[1, 15:] = True
+  init = np.array([[0, 3, 7], [15, 20, 29]])
+  copies = pool[init]  # (2, 3, 6, 6, 1): the released sets ARE their init images
+  out = released_set_privacy(copies, init, pool, keep, shortlist=None)
+  for metric in ("l2", "ssim"):
+    assert out[metric]["own_init_fraction"] == 1.0
+    assert out[metric]["member_fraction"] == 1.0
+    np.testing.assert_array_equal(out[metric]["nearest_index"], init)
+    scores = out[metric]["scores"]
+    assert scores.shape == (2, 30)
+    assert np.allclose(scores[0, init[0]], 0.0, atol=1e-6)  # a copy is at distance 0
+    assert (scores[0, 15:] < -1e-3).all()
+  noise = rng.uniform(size=(2, 3, 6, 6, 1))
+  out = released_set_privacy(noise, np.full((2, 3), -1), pool, keep)
+  assert out["l2"]["own_init_fraction"] is None
+  with pytest.raises(ValueError, match="keep must be"):
+    released_set_privacy(noise, np.full((2, 3), -1), pool, keep[:1])

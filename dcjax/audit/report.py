@@ -37,11 +37,13 @@ def _metrics_row(name: str, attack: str, stratum: str, m: dict) -> str:
   return (f"| {name} | {attack} | {stratum.replace('_', ' ')} | {m['auc']:.3f} "
           f"{_ci(m['auc_ci95'], pct=False)} | {m['balanced_accuracy']:.3f} | "
           f"{_pct(t01['tpr'])} {_ci(t01['tpr_ci95'])} | {_pct(t1['tpr'])} {_ci(t1['tpr_ci95'])} "
+          f"| {_ci(t1['tpr_ci95_bootstrap']) if 'tpr_ci95_bootstrap' in t1 else '—'} "
           f"| {m['positives']} / {m['negatives']} |")
 
 
-_METRICS_HEAD = ("| recipe | attack | members | AUC [95%] | bal. acc. | TPR@0.1% FPR [95%] | "
-                 "TPR@1% FPR [95%] | trials +/− |\n|---|---|---|---|---|---|---|---|")
+_METRICS_HEAD = ("| recipe | attack | members | AUC [95%] | bal. acc. | TPR@0.1% FPR [95% CP] | "
+                 "TPR@1% FPR [95% CP] | TPR@1% [95% bootstrap] | trials +/− |\n"
+                 "|---|---|---|---|---|---|---|---|---|")
 
 
 def render(results: dict) -> str:
@@ -109,7 +111,10 @@ def _verdict(results: dict) -> list[str]:
            f"Each recipe is compared with `{results['baseline']}` (the same number of real "
            "images, no condensation) under the primary attack. Two recipes are called "
            "distinguishable at a stratum when the 95% intervals of the AUC or of the TPR at 1% "
-           "FPR do not overlap; otherwise this audit cannot tell them apart at its size.", "",
+           "FPR do not overlap; otherwise this audit cannot tell them apart at its size. Both "
+           "intervals here are cluster bootstraps over pool examples (trials of one example "
+           "across runs are correlated; Clopper-Pearson intervals, listed further below, "
+           "assume they are not and are too narrow for comparisons).", "",
            "| recipe | members | AUC [95%] | baseline AUC [95%] | TPR@1% [95%] | "
            "baseline TPR@1% [95%] | verdict |", "|---|---|---|---|---|---|---|"]
   for row in rows:
@@ -135,9 +140,19 @@ def _verdict(results: dict) -> list[str]:
     else:
       lines.append(f"- **{name}** is not distinguishable from the baseline in any stratum at "
                    f"this size; {acc_txt}.")
-  lines += ["", "Not distinguishable is not the same as private: it says the intervals of "
-            "this many runs overlap. Init images of real-initialised sets are the stratum to "
-            "watch (No Free Lunch, Carlini et al. 2022).", ""]
+  names = {r["recipe"] for r in rows}
+  control = next((n for n in names if n.startswith("init_only")), None)
+  if control is not None:
+    verdicts = sorted({r["verdict"] for r in by_recipe[control]})
+    lines += ["", f"Negative control: `{control}` and `{results['baseline']}` are the same "
+              "procedure (ipc random real IN images per class) under different keys, so the "
+              "rule should find them not distinguishable; here it says: "
+              f"{', '.join(verdicts)}."]
+  lines += ["", f"{len(rows)} comparisons at 95% each: about {0.05 * len(rows):.1f} false "
+            "'distinguishable' are expected by chance alone. Not distinguishable is not the "
+            "same as private either: it says the intervals of this many runs overlap. Init "
+            "images of real-initialised sets are the stratum to watch (No Free Lunch, Carlini "
+            "et al. 2022).", ""]
   return lines
 
 

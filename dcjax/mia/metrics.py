@@ -76,13 +76,17 @@ def tpr_at_fpr(fpr, tpr, target: float, positives: int, negatives: int) -> dict:
           "min_measurable_fpr": 1.0 / negatives}
 
 
-def cluster_bootstrap_auc(scores, is_member, clusters, reps: int = 200, seed: int = 0,
-                          level: float = 0.95) -> tuple[float, float]:
-  """Percentile interval of the AUC, resampling whole clusters (e.g. pool examples).
+def cluster_bootstrap(scores, is_member, clusters, fprs=DEFAULT_FPRS, reps: int = 200,
+                      seed: int = 0, level: float = 0.95
+                      ) -> tuple[tuple[float, float], dict[float, tuple[float, float]]]:
+  """Percentile intervals of the AUC and of the TPR at each FPR, resampling whole clusters.
 
   Leave-one-out trials share examples (each example is a trial in every run) and shadows, so
-  they are not independent; resampling examples with all their trials keeps that correlation.
-  Weighted AUC per replicate from one sort: ties count one half.
+  they are not independent; resampling examples (clusters) with all their trials keeps that
+  correlation, which Hanley-McNeil and Clopper-Pearson ignore. Each replicate is a weighted
+  ROC from one sort (ties count one half in the AUC; a tie group is one threshold). Replicates
+  are processed in chunks so that memory stays bounded at paper scale.
+  Returns (auc interval, {fpr: tpr interval}).
   """
   scores = np.asarray(scores, np.float64).ravel()
   y = np.asarray(is_member, bool).ravel()
@@ -92,20 +96,44 @@ def cluster_bootstrap_auc(scores, is_member, clusters, reps: int = 200, seed: in
   s, y, cluster_idx = scores[order], y[order], cluster_idx[order]
   starts = np.r_[0, np.flatnonzero(s[1:] != s[:-1]) + 1]  # first index of each tie group
   rng = np.random.default_rng(seed)
-  counts = np.zeros((reps, num_clusters))
   draws = rng.integers(0, num_clusters, (reps, num_clusters))
-  np.add.at(counts, (np.arange(reps)[:, None], draws), 1.0)
-  w = counts[:, cluster_idx]  # (reps, trials)
-  pos = np.add.reduceat(w * y, starts, axis=1)
-  neg = np.add.reduceat(w * ~y, starts, axis=1)
-  below = np.cumsum(neg, axis=1) - neg
-  auc_b = (pos * (below + 0.5 * neg)).sum(1) / np.maximum(pos.sum(1) * neg.sum(1), 1e-300)
+  auc_b, tpr_b = [], {t: [] for t in fprs}
+  chunk = max(1, int(2e7 // max(len(s), 1)))
+  for lo in range(0, reps, chunk):
+    d = draws[lo:lo + chunk]
+    counts = np.zeros((len(d), num_clusters))
+    np.add.at(counts, (np.arange(len(d))[:, None], d), 1.0)
+    w = counts[:, cluster_idx]  # (chunk, trials)
+    pos = np.add.reduceat(w * y, starts, axis=1)  # per tie group, ascending score
+    neg = np.add.reduceat(w * ~y, starts, axis=1)
+    total_pos = np.maximum(pos.sum(1), 1e-300)
+    total_neg = np.maximum(neg.sum(1), 1e-300)
+    below = np.cumsum(neg, axis=1) - neg
+    auc_b.append((pos * (below + 0.5 * neg)).sum(1) / (total_pos * total_neg))
+    # predicting IN at score >= a group's score: cumulative sums from the top
+    tpr = np.cumsum(pos[:, ::-1], axis=1) / total_pos[:, None]
+    fpr = np.cumsum(neg[:, ::-1], axis=1) / total_neg[:, None]
+    for t in fprs:
+      tpr_b[t].append(np.where(fpr <= t + 1e-12, tpr, 0.0).max(axis=1))
   alpha = (1 - level) / 2
-  return float(np.quantile(auc_b, alpha)), float(np.quantile(auc_b, 1 - alpha))
+
+  def interval(values):
+    v = np.concatenate(values)
+    return float(np.quantile(v, alpha)), float(np.quantile(v, 1 - alpha))
+
+  return interval(auc_b), {t: interval(v) for t, v in tpr_b.items()}
+
+
+def cluster_bootstrap_auc(scores, is_member, clusters, reps: int = 200, seed: int = 0,
+                          level: float = 0.95) -> tuple[float, float]:
+  """The AUC interval of ``cluster_bootstrap``."""
+  return cluster_bootstrap(scores, is_member, clusters, (), reps, seed, level)[0]
 
 
 def attack_metrics(scores, is_member, fprs=DEFAULT_FPRS, clusters=None) -> dict:
-  """AUC with a 95% interval, balanced accuracy, TPR at each FPR with Clopper-Pearson intervals.
+  """AUC with a 95% interval, balanced accuracy, TPR at each FPR with Clopper-Pearson intervals
+  (and, with ``clusters``, a cluster-bootstrap interval ``tpr_ci95_bootstrap`` that accounts for
+  correlated trials).
 
   The AUC interval is a cluster bootstrap over ``clusters`` (the pool example of each trial)
   when given, else Hanley & McNeil's, which assumes independent trials.
@@ -118,15 +146,23 @@ def attack_metrics(scores, is_member, fprs=DEFAULT_FPRS, clusters=None) -> dict:
   if neg >= 1e5 and VERY_LOW_FPR not in targets:
     targets = [VERY_LOW_FPR, *targets]
   a = auc(fpr, tpr)
+  tprs = {f"{t:g}": tpr_at_fpr(fpr, tpr, t, pos, neg) for t in targets}
   if clusters is None:
     interval, method = _auc_interval(a, pos, neg), "hanley_mcneil"
   else:
-    interval, method = cluster_bootstrap_auc(scores, is_member, clusters), "cluster_bootstrap"
+    interval, tpr_intervals = cluster_bootstrap(scores, is_member, clusters, targets)
+    interval = (min(interval[0], a), max(interval[1], a))
+    method = "cluster_bootstrap"
+    # Resampling clusters biases TPR at a low FPR (duplicated examples), so a percentile
+    # interval can miss the point estimate; it is widened to contain it (conservative).
+    for t in targets:
+      entry = tprs[f"{t:g}"]
+      lo, hi = tpr_intervals[t]
+      entry["tpr_ci95_bootstrap"] = [min(lo, entry["tpr"]), max(hi, entry["tpr"])]
   return {
       "auc": a, "auc_ci95": list(interval), "auc_ci_method": method,
       "balanced_accuracy": balanced_accuracy(fpr, tpr),
-      "tpr_at_fpr": {f"{t:g}": tpr_at_fpr(fpr, tpr, t, pos, neg) for t in targets},
-      "positives": pos, "negatives": neg,
+      "tpr_at_fpr": tprs, "positives": pos, "negatives": neg,
   }
 
 

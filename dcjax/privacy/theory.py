@@ -61,8 +61,6 @@ def linear_dm_check(key, dataset, mask, ipc: int, iterations: int = 500) -> dict
   """
   import dataclasses  # pylint: disable=import-outside-toplevel
 
-  import jax  # pylint: disable=import-outside-toplevel
-
   from dcjax.condense import DMConfig, condense  # pylint: disable=import-outside-toplevel
 
   labels = np.asarray(dataset.labels)

@@ -1,0 +1,175 @@
+"""The audit end to end at a tiny size: results.json is complete and consistent, it resumes, and
+bad input is refused before any work."""
+
+import dataclasses
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+
+from dcjax.audit import AuditConfig, compare_with_baseline, get_preset, run_audit
+from dcjax.checkpoint import ConfigMismatchError
+from dcjax.mia.metrics import STRATA
+from experiments import audit as audit_exp
+
+TINY = AuditConfig(runs=4, pool_size=160, ipc=2, epochs=3, real_epochs=2, dm_iterations=2,
+                   dm_batch_real=8, dsa_iterations=1, dsa_outer_loop=1, dsa_inner_loop=1,
+                   dsa_batch_real=8, ssim_shortlist=16, theory_iterations=60)
+
+
+@pytest.fixture(scope="module")
+def tiny_audit(tmp_path_factory):
+  out = str(tmp_path_factory.mktemp("audit"))
+  results = run_audit(TINY, out, progress=False, preset="tiny", log=lambda *_: None)
+  return out, results
+
+
+def _intervals(m):
+  yield m["auc"], m["auc_ci95"]
+  for t in m["tpr_at_fpr"].values():
+    yield t["tpr"], t["tpr_ci95"]
+
+
+def test_results_cover_every_recipe_attack_and_stratum_consistently(tiny_audit):
+  out, results = tiny_audit
+  with open(os.path.join(out, "results.json")) as f:
+    stored = json.load(f)
+  assert set(stored["recipes"]) == {
+      "real", "random_subset(2)", "init_only(2)", "condense(dm,2,real)", "condense(dm,2,noise)",
+      "condense(dsa,2,real)", "condense(dsa,2,noise)"}
+  runs, pool = TINY.runs, TINY.pool_size
+  assert stored["runs"] == runs and stored["pool_size"] == pool
+  for name, r in stored["recipes"].items():
+    assert len(r["test_accuracy"]["per_run"]) == runs
+    assert r["test_accuracy"]["mean"] == pytest.approx(np.mean(r["test_accuracy"]["per_run"]))
+    groups = [("attacks", a, r["attacks"][a]) for a in TINY.attack_names]
+    if r["released_set"] is not None:
+      groups += [("released", m, r["released_set"][m]["attack"]) for m in ("l2", "ssim")]
+    else:
+      assert name == "real"
+    for _, _, strata in groups:
+      assert set(strata) == set(STRATA)
+      has_init = r["has_init_images"]
+      assert (strata["init_images"] is None) == (not has_init), name
+      every = strata["all_members"]
+      # every run is the target once: runs x pool trials, half of them members
+      assert every["positives"] == runs * pool // 2 and every["negatives"] == runs * pool // 2
+      if has_init:
+        assert strata["init_images"]["positives"] == runs * TINY.ipc * 10
+        assert (strata["init_images"]["positives"] + strata["other_members"]["positives"]
+                == every["positives"])
+      for m in strata.values():
+        if m is None:
+          continue
+        assert m["negatives"] == runs * pool // 2
+        for point, (lo, hi) in _intervals(m):
+          assert lo - 1e-12 <= point <= hi + 1e-12, (name, point, lo, hi)
+  compared = {row["recipe"] for row in stored["comparison"]}
+  assert compared == set(stored["recipes"]) - {"random_subset(2)"}
+  assert all(row["verdict"] in ("not distinguishable", "higher leakage", "lower leakage",
+                                "mixed") for row in stored["comparison"])
+  check = stored["theory"]["closed_form_check"]
+  assert check["max_error_over_norm"] < 1e-3
+  assert stored["theory"]["m_over_n"][0]["m"] == TINY.ipc * 10
+
+
+def test_random_subset_init_images_are_their_own_nearest_real_images(tiny_audit):
+  _, results = tiny_audit
+  released = results["recipes"]["random_subset(2)"]["released_set"]
+  # the released set IS its init images: distance 0, found by both metrics, attack is perfect
+  assert released["l2"]["own_init_fraction"] == 1.0
+  assert released["ssim"]["own_init_fraction"] == 1.0
+  assert released["l2"]["attack"]["init_images"]["tpr_at_fpr"]["0.01"]["tpr"] == 1.0
+  noise = results["recipes"]["condense(dm,2,noise)"]["released_set"]
+  assert noise["l2"]["own_init_fraction"] is None
+
+
+def test_report_references_every_figure_and_figures_exist(tiny_audit):
+  out, results = tiny_audit
+  with open(os.path.join(out, "report.md")) as f:
+    report = f.read()
+  linked = set(re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report))
+  expected = {results["figures"]["accuracy_vs_tpr"]}
+  for r in results["recipes"].values():
+    expected |= set(r["figures"].values())
+  assert expected <= linked
+  for path in linked:
+    assert os.path.getsize(os.path.join(out, path)) > 2000, path
+  assert "differentially private" not in report.replace("not differentially private", "")
+  assert "No recipe here carries a differential-privacy guarantee" in report
+
+
+def test_rerun_resumes_without_recomputing_and_gives_the_same_numbers(tiny_audit):
+  out, results = tiny_audit
+  again = run_audit(TINY, out, progress=False, preset="tiny", log=lambda *_: None)
+  assert again["resumed_recipes"] == list(results["recipes"])
+  for name, r in results["recipes"].items():
+    assert again["recipes"][name]["attacks"] == json.loads(json.dumps(r["attacks"]))
+  # the primary attack only changes the report: same directory, nothing recomputed
+  other = run_audit(dataclasses.replace(TINY, primary_attack="loss"), out, progress=False,
+                    log=lambda *_: None)
+  assert other["resumed_recipes"] == list(results["recipes"])
+  assert {row["attack"] for row in other["comparison"]} == {"loss"}
+
+
+def test_a_different_study_in_the_same_directory_is_refused_before_work(tiny_audit):
+  out, _ = tiny_audit
+  before = sorted(os.listdir(os.path.join(out, "stages")))
+  with pytest.raises(ConfigMismatchError, match="different configuration"):
+    run_audit(dataclasses.replace(TINY, seed=1), out, progress=False, log=lambda *_: None)
+  assert sorted(os.listdir(os.path.join(out, "stages"))) == before
+
+
+def test_bad_input_is_named(tmp_path):
+  with pytest.raises(ValueError, match="Unknown recipe"):
+    dataclasses.replace(TINY, recipes="real,random_subset,gan")
+  with pytest.raises(ValueError, match="Unknown dataset 'imagenet'"):
+    dataclasses.replace(TINY, dataset="imagenet")
+  with pytest.raises(ValueError, match="random_subset baseline"):
+    dataclasses.replace(TINY, recipes="real,dm:real")
+  with pytest.raises(ValueError, match="even int >= 4"):
+    dataclasses.replace(TINY, runs=5)
+  with pytest.raises(ValueError, match="Unknown preset 'huge'"):
+    get_preset("huge")
+  with pytest.raises(SystemExit):
+    audit_exp.main(["--preset", "huge"])
+  with pytest.raises(ValueError, match="ipc=20"):
+    run_audit(dataclasses.replace(TINY, ipc=20), str(tmp_path / "x"), progress=False,
+              log=lambda *_: None)
+  assert not os.path.exists(tmp_path / "x")
+
+
+def test_cli_overrides_preset_fields_and_help_lists_presets(capsys):
+  parser = audit_exp.build_parser()
+  help_text = parser.format_help()
+  for name in ("quick", "default", "cifar10_ipc50", "celeba_ipc10", "fashion_mnist_ipc50"):
+    assert name in help_text
+  for field in dataclasses.fields(AuditConfig):
+    assert "--" + field.name.replace("_", "-") in help_text
+  args = parser.parse_args(["--preset", "quick", "--runs", "8", "--net", "none"])
+  assert args.runs == 8 and args.net is None and not hasattr(args, "ipc")
+
+
+def test_comparison_rule_separates_disjoint_from_overlapping_intervals():
+  def recipe(kind, auc, auc_ci, tpr, tpr_ci, accs):
+    m = {"auc": auc, "auc_ci95": auc_ci, "tpr_at_fpr": {"0.01": {"tpr": tpr,
+                                                                 "tpr_ci95": tpr_ci}}}
+    return {"kind": kind, "test_accuracy": {"per_run": accs},
+            "attacks": {"a": {"init_images": m, "other_members": m, "all_members": m}}}
+
+  results = {"recipes": {
+      "random_subset(1)": recipe("random_subset", 0.6, [0.55, 0.65], 0.05, [0.03, 0.07],
+                                 [0.5, 0.52, 0.51]),
+      "leaky": recipe("condense", 0.8, [0.75, 0.85], 0.3, [0.25, 0.35], [0.6, 0.62, 0.61]),
+      "same": recipe("condense", 0.62, [0.57, 0.67], 0.06, [0.04, 0.08], [0.5, 0.52, 0.51]),
+      "safer": recipe("condense", 0.5, [0.45, 0.54], 0.01, [0.0, 0.02], [0.5, 0.51, 0.52])}}
+  rows = compare_with_baseline(results, "a")
+  verdicts = {r["recipe"]: r["verdict"] for r in rows}
+  assert verdicts == {"leaky": "higher leakage", "same": "not distinguishable",
+                      "safer": "lower leakage"}
+  leaky = next(r for r in rows if r["recipe"] == "leaky")
+  assert leaky["accuracy_difference"] == pytest.approx(0.1)
+  lo, hi = leaky["accuracy_difference_ci95"]
+  assert lo < 0.1 < hi
