@@ -147,13 +147,18 @@ def accuracy_vs_tpr(points: list[dict], path: str, title: str = "",
       tpr, lo, hi = (100 * v for v in t)
       ax.errorbar(100 * p["accuracy"], tpr, xerr=100 * p["accuracy_std"],
                   yerr=[[tpr - lo], [hi - tpr]], fmt=markers[i % len(markers)], capsize=3,
-                  label=p["name"])
+                  color=f"C{i % 10}", label=p["name"])  # one colour per recipe in all panels
     ax.set_xlabel("test accuracy (%)")
     ax.set_ylabel("TPR (%) at the FPR, 95% interval")
     ax.set_title(stratum.replace("_", " "))
     ax.grid(alpha=0.3)
     ax.set_ylim(bottom=0)
-  axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+  legend = {}
+  for ax in axes[0]:
+    for handle, label in zip(*ax.get_legend_handles_labels()):
+      legend.setdefault(label, handle)
+  axes[0][-1].legend(list(legend.values()), list(legend), fontsize=7, loc="center left",
+                     bbox_to_anchor=(1.02, 0.5))
   return _save(fig, path, title, dpi=110)
 
 
