@@ -173,3 +173,14 @@ def test_comparison_rule_separates_disjoint_from_overlapping_intervals():
   assert leaky["accuracy_difference"] == pytest.approx(0.1)
   lo, hi = leaky["accuracy_difference_ci95"]
   assert lo < 0.1 < hi
+
+
+def test_cli_with_every_field_as_a_flag_resumes_the_same_study(tiny_audit):
+  out, results = tiny_audit
+  flags = []
+  for field in dataclasses.fields(TINY):
+    value = getattr(TINY, field.name)
+    flags += ["--" + field.name.replace("_", "-"), "none" if value is None else str(value)]
+  again = audit_exp.main(["--preset", "quick", *flags, "--out", out, "--quiet"])
+  assert again["config"] == dataclasses.asdict(TINY)
+  assert again["resumed_recipes"] == list(results["recipes"])

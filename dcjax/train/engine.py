@@ -203,12 +203,15 @@ def _train_one_loop(plan, key, pool_x, pool_y, mask, weights, bar=None):
   mask = jnp.asarray(mask)
   weights = jnp.asarray(weights)
   n_in = jnp.sum(mask).astype(jnp.int32)
+  members = int(n_in)
   step = 0
   for epoch in range(plan.cfg.epochs):
     order = _jit_order(jax.random.fold_in(order_key, epoch), mask)
-    for _ in range(plan.steps_per_epoch):
-      state, loss = _jit_step(plan, state, pool_x, pool_y, order, n_in, weights,
-                              jnp.int32(step), aug_key)
+    for s in range(plan.steps_per_epoch):
+      state, step_loss = _jit_step(plan, state, pool_x, pool_y, order, n_in, weights,
+                                   jnp.int32(step), aug_key)
+      if s * plan.batch_size < members:  # a model with fewer members than the largest has
+        loss = step_loss                 # empty (no-op) last steps: show its last real loss
       step += 1
     if bar is not None:
       bar.update(1)
