@@ -17,7 +17,6 @@ actually achieved, which is the number to put into the estimate for that machine
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -26,15 +25,10 @@ import jax
 import jax.numpy as jnp
 
 from dcjax.audit import PRESETS, recipes, runs_config
+from dcjax.audit.config import DATASET_SIZES
 from dcjax.condense import common, dc, dm
 from dcjax.mia.pipeline import query_views
 from dcjax.nets import get_net
-
-# (image shape, classes, training examples, test examples): the loaders' splits
-DATASETS = {"digits": ((8, 8, 1), 10, 1497, 300), "fashion_mnist": ((28, 28, 1), 10, 60000, 10000),
-            "cifar10": ((32, 32, 3), 10, 50000, 10000),
-            "celeba": ((32, 32, 3), 2, 162770, 19962)}
-
 
 def _flops(fn, *args, static=()) -> float:
   lowered = jax.jit(fn, static_argnums=static).lower(*args)
@@ -77,7 +71,7 @@ def forward_flops(net_name: str, shape, classes: int) -> float:
 
 def preset_cost(name: str) -> dict:
   cfg = PRESETS[name]
-  shape, classes, n_train, n_test = DATASETS[cfg.dataset]
+  shape, classes, n_train, n_test = DATASET_SIZES[cfg.dataset]
   pool = cfg.pool_size or n_train
   members = pool // 2
   out = {"preset": name, "dataset": cfg.dataset, "runs": cfg.runs, "pool": pool, "recipes": {}}

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import platform
+import re
 import subprocess
 import tempfile
 from typing import Any
@@ -58,3 +59,8 @@ def write_json_atomic(path: str, payload: Any) -> None:
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+
+
+def slug(name: str) -> str:
+  """A recipe name as a file-name part: 'condense(dm,10,real)' -> 'condense_dm_10_real'."""
+  return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")

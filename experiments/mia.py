@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import re
 import sys
 import time
 
@@ -73,10 +72,6 @@ def build_parser() -> argparse.ArgumentParser:
   return p
 
 
-def _slug(name: str) -> str:
-  return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
-
-
 def main(argv: list[str] | None = None) -> dict:
   args = build_parser().parse_args(argv)
   recipes = [parse_recipe(r) for r in (args.recipe or DEFAULT_RECIPES)]
@@ -128,8 +123,8 @@ def main(argv: list[str] | None = None) -> dict:
         "training_set_size": (int(keep.sum(1).mean()) if recipe.kind == "real"
                               else recipe.ipc * pool.num_classes),
         "attacks": metrics, "seconds": time.time() - start,
-        "roc_plot": f"roc_{_slug(recipe.name)}.png"}
-    plots.roc_panels(curves, os.path.join(out, f"roc_{_slug(recipe.name)}.png"),
+        "roc_plot": f"roc_{io.slug(recipe.name)}.png"}
+    plots.roc_panels(curves, os.path.join(out, f"roc_{io.slug(recipe.name)}.png"),
                      title=f"{recipe.name} on {args.dataset}, {args.runs} runs")
     io.write_json_atomic(os.path.join(out, "results.json"), results)
     _print_recipe(recipe.name, results["recipes"][recipe.name])

@@ -24,6 +24,12 @@ RECIPE_TOKENS = ("real", "random_subset", "init_only", "dm:real", "dm:noise", "d
                  "dsa:noise", "dc:real", "dc:noise")
 DEFAULT_RECIPES = "real,random_subset,init_only,dm:real,dm:noise,dsa:real,dsa:noise"
 DEFAULT_ATTACKS = "loss,lira_online,lira_online_fixed,lira_offline,lira_offline_fixed"
+# (image shape, classes, training examples, test examples) of the loaders' splits, for the
+# datasets of the presets: the theory table and the cost estimate need them without the data
+DATASET_SIZES = {"digits": ((8, 8, 1), 10, 1497, 300),
+                 "fashion_mnist": ((28, 28, 1), 10, 60_000, 10_000),
+                 "cifar10": ((32, 32, 3), 10, 50_000, 10_000),
+                 "celeba": ((32, 32, 3), 2, 162_770, 19_962)}
 
 
 @dataclasses.dataclass(frozen=True)

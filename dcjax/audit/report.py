@@ -19,6 +19,11 @@ def _ci(ci, pct: bool = True) -> str:
   return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
+def _tpr1(m: dict | None) -> str:
+  """TPR at 1% FPR of a stratum's metrics, or a dash where the stratum is empty."""
+  return "—" if m is None else _pct(m["tpr_at_fpr"]["0.01"]["tpr"])
+
+
 def recipe_line(name: str, summary: dict, attack: str) -> str:
   """One console line per recipe: accuracy and the primary attack per stratum."""
   acc = summary["test_accuracy"]
@@ -81,14 +86,11 @@ def render(results: dict) -> str:
   for name, r in rec.items():
     m = r["attacks"][attack]
     acc = r["test_accuracy"]
-    init = m["init_images"]
-    other = m["other_members"]
     lines.append(
         f"| {name} | {r['training_set_size']} | {100 * acc['mean']:.2f} ± "
         f"{100 * acc['std']:.2f}% | {m['all_members']['auc']:.3f} | "
         f"{_pct(m['all_members']['tpr_at_fpr']['0.001']['tpr'])} | "
-        f"{'—' if init is None else _pct(init['tpr_at_fpr']['0.01']['tpr'])} | "
-        f"{'—' if other is None else _pct(other['tpr_at_fpr']['0.01']['tpr'])} |")
+        f"{_tpr1(m['init_images'])} | {_tpr1(m['other_members'])} |")
   lines += ["", f"![accuracy vs TPR]({results['figures']['accuracy_vs_tpr']})", ""]
   lines += _verdict(results)
   lines += ["## Every attack, every stratum", "", _METRICS_HEAD]
@@ -173,16 +175,13 @@ def _visual(results: dict) -> list[str]:
     for metric, v in rs.items():
       med = v["median_distance_to_synthetic"]
       att = v["attack"]
-      init = att["init_images"]
-      other = att["other_members"]
       lines.append(
           f"| {name} | {metric} | {_pct(v['own_init_fraction'], 1)} | "
           f"{_pct(v['member_fraction'], 1)} | "
           + " / ".join("—" if med[g] is None else f"{med[g]:.3f}"
                        for g in ("init images", "other members", "non-members"))
-          + f" | {att['all_members']['auc']:.3f} | "
-          f"{'—' if init is None else _pct(init['tpr_at_fpr']['0.01']['tpr'])} | "
-          f"{'—' if other is None else _pct(other['tpr_at_fpr']['0.01']['tpr'])} |")
+          + f" | {att['all_members']['auc']:.3f} | {_tpr1(att['init_images'])} | "
+          f"{_tpr1(att['other_members'])} |")
     figs = r["figures"]
     figures.append(f"**{name}**: ![distances]({figs['distances']}) "
                    f"![nearest real]({figs['nearest_real']})"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import time
 
 import jax
@@ -25,7 +24,7 @@ import scipy.stats
 from dcjax import checkpoint as ckpt
 from dcjax import io, plots
 from dcjax.audit import report as report_lib
-from dcjax.audit.config import AuditConfig, recipes, runs_config
+from dcjax.audit.config import DATASET_SIZES, AuditConfig, recipes, runs_config
 from dcjax.data import load_dataset
 from dcjax.mia import balanced_keep_masks, init_masks, run_recipe, stratified_metrics
 from dcjax.mia.metrics import STRATA, roc_on_grid
@@ -35,22 +34,7 @@ from dcjax.privacy import (linear_dm_check, m_over_n_rows, one_example_influence
                            released_set_privacy)
 
 BASELINE = "random_subset"
-PAPER_POOLS = {"fashion_mnist": (60_000, 10), "cifar10": (50_000, 10), "celeba": (162_770, 2)}
-
-
-def slug(name: str) -> str:
-  return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
-
-
-@dataclasses.dataclass
-class _Clock:
-  """Wall time per stage, and a rough ETA from the recipes done so far."""
-
-  start: float = dataclasses.field(default_factory=time.time)
-  stages: dict = dataclasses.field(default_factory=dict)
-
-  def lap(self, name: str, since: float) -> None:
-    self.stages[name] = round(time.time() - since, 1)
+PAPER_DATASETS = ("fashion_mnist", "cifar10", "celeba")
 
 
 def prepare(cfg: AuditConfig, data_dir: str | None = None):
@@ -137,7 +121,7 @@ def _recipe_summary(cfg: AuditConfig, recipe: Recipe, res: dict, pool, out: str)
           "attack": stratified_metrics(v["scores"], keep, is_init, curves=attack_curves)}
       curves[f"distance_{metric} (released set)"] = attack_curves
     summary["released_set"] = released
-    name = slug(recipe.name)
+    name = io.slug(recipe.name)
     plots.distance_histograms(hist, os.path.join(out, f"distances_{name}.png"),
                               title=f"{recipe.name}: distance of each pool example to the "
                               "nearest synthetic image (all runs)")
@@ -160,7 +144,7 @@ def _recipe_summary(cfg: AuditConfig, recipe: Recipe, res: dict, pool, out: str)
       summary["figures"]["init"] = f"init_{name}.png"
   else:
     summary["figures"] = {}
-  summary["figures"]["roc"] = f"roc_{slug(recipe.name)}.png"
+  summary["figures"]["roc"] = f"roc_{io.slug(recipe.name)}.png"
   plots.roc_panels(curves, os.path.join(out, summary["figures"]["roc"]),
                    title=f"{recipe.name} on {cfg.dataset}, {cfg.runs} runs")
   summary["roc_grid"] = {a: {s: [c.tolist() for c in roc_on_grid(*curve)]
@@ -228,7 +212,8 @@ def theory(cfg: AuditConfig, key, pool, keep, results: dict) -> dict:
                                     mask=keep[0])
   n_run = int(keep[0].sum())
   settings = [(f"this audit: {cfg.dataset}, ipc {cfg.ipc}", n_run, pool.num_classes, cfg.ipc)]
-  for name, (n_train, classes) in PAPER_POOLS.items():
+  for name in PAPER_DATASETS:
+    _, classes, n_train, _ = DATASET_SIZES[name]
     for ipc in (10, 50):
       settings.append((f"{name}, ipc {ipc} (half of the training split IN)", n_train // 2,
                        classes, ipc))
@@ -253,7 +238,8 @@ def theory(cfg: AuditConfig, key, pool, keep, results: dict) -> dict:
 def run_audit(cfg: AuditConfig, out: str, data_dir: str | None = None, recompute: bool = False,
               progress: bool = True, preset: str | None = None, log=print) -> dict:
   """Runs (or resumes) the audit of ``cfg`` into directory ``out``; returns results.json."""
-  clock = _Clock()
+  start = time.time()
+  stage_seconds = {}  # per recipe: the seconds of the invocation that computed it
   out = os.path.abspath(out)
   pool, test_set, keep, recipe_list, keys = prepare(cfg, data_dir)
   ckpt.bind_directory(out, {"study": "privacy audit", "config": study_identity(cfg)},
@@ -270,7 +256,7 @@ def run_audit(cfg: AuditConfig, out: str, data_dir: str | None = None, recompute
   resumed = []
   for i, recipe in enumerate(recipe_list):
     since = time.time()
-    done = time.time() - clock.start
+    done = time.time() - start
     eta = "" if i == 0 else f", ~{done / i * (len(recipe_list) - i) / 60:.1f} min left"
     log(f"[{i + 1}/{len(recipe_list)}] {recipe.name} ({done / 60:.1f} min elapsed{eta})")
     path = _summary_path(out, recipe)
@@ -286,22 +272,22 @@ def run_audit(cfg: AuditConfig, out: str, data_dir: str | None = None, recompute
     else:
       resumed.append(recipe.name)
     results["recipes"][recipe.name] = summary
-    clock.stages[recipe.name] = summary["seconds"]
+    stage_seconds[recipe.name] = summary["seconds"]
     log(report_lib.recipe_line(recipe.name, summary, cfg.primary_attack))
 
   since = time.time()
   results["baseline"] = next(n for n, r in results["recipes"].items() if r["kind"] == BASELINE)
   results["comparison"] = compare_with_baseline(results, cfg.primary_attack)
   results["theory"] = theory(cfg, keys["theory"], pool, keep, results)
-  clock.lap("theory", since)
+  stage_seconds["theory"] = round(time.time() - since, 1)
   results["figures"] = {"accuracy_vs_tpr": "accuracy_vs_tpr.png"}
   plots.accuracy_vs_tpr(_accuracy_points(results, cfg.primary_attack),
                         os.path.join(out, "accuracy_vs_tpr.png"),
                         title=f"{cfg.dataset}: accuracy vs TPR at 0.1% FPR "
                         f"({cfg.primary_attack}, {cfg.runs} runs)")
-  results["stage_seconds"] = clock.stages
+  results["stage_seconds"] = stage_seconds
   results["resumed_recipes"] = resumed  # loaded from stages/, their seconds are from then
-  results["wall_seconds"] = round(time.time() - clock.start, 1)
+  results["wall_seconds"] = round(time.time() - start, 1)
   io.write_json_atomic(os.path.join(out, "results.json"), results)
   report = report_lib.render(results)
   tmp = os.path.join(out, "report.md.tmp")
