@@ -59,12 +59,15 @@ def prepare(cfg: AuditConfig, data_dir: str | None = None):
   return pool, test_set, keep, recipe_list, {"runs": k_runs, "theory": k_theory}
 
 
-PRESENTATION_FIELDS = ("primary_attack",)  # change the report only, never a number
+# Fields that only change the analysis of finished stages: the output directory is not bound
+# to them, a recipe's cached summary is (except for the report-only fields).
+ANALYSIS_FIELDS = ("attacks", "ssim_shortlist", "primary_attack", "theory_iterations")
+REPORT_ONLY_FIELDS = ("primary_attack", "theory_iterations")
 
 
-def study_identity(cfg: AuditConfig) -> dict:
-  """The fields that define the study's numbers (the output directory is bound to them)."""
-  return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in PRESENTATION_FIELDS}
+def study_identity(cfg: AuditConfig, ignore=ANALYSIS_FIELDS) -> dict:
+  """The fields that define the runs (the output directory is bound to them)."""
+  return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ignore}
 
 
 def _fixed_batch_real(recipe: Recipe, pool, keep: np.ndarray) -> Recipe:
@@ -244,9 +247,6 @@ def run_audit(cfg: AuditConfig, out: str, data_dir: str | None = None, recompute
   pool, test_set, keep, recipe_list, keys = prepare(cfg, data_dir)
   ckpt.bind_directory(out, {"study": "privacy audit", "config": study_identity(cfg)},
                       overwrite=recompute)
-  for stale in ("results.json", "report.md"):  # they describe a finished study only
-    if os.path.exists(os.path.join(out, stale)) and recompute:
-      os.remove(os.path.join(out, stale))
   log(f"audit of {cfg.dataset}: pool {len(pool)}, {cfg.runs} runs x {len(recipe_list)} "
       f"recipes, backend {jax.default_backend()} -> {out}")
   results = {"config": dataclasses.asdict(cfg), "preset": preset, "dataset": cfg.dataset,
@@ -267,8 +267,7 @@ def run_audit(cfg: AuditConfig, out: str, data_dir: str | None = None, recompute
                        recompute=recompute, progress=progress)
       summary = _recipe_summary(cfg, recipe, res, pool, out)
       summary["seconds"] = round(time.time() - since, 1)
-      io.write_json_atomic(path, {"config": ckpt.canonical(study_identity(cfg)),
-                                  "summary": summary})
+      io.write_json_atomic(path, {"config": _summary_key(cfg), "summary": summary})
     else:
       resumed.append(recipe.name)
     results["recipes"][recipe.name] = summary
@@ -298,12 +297,16 @@ def run_audit(cfg: AuditConfig, out: str, data_dir: str | None = None, recompute
   return results
 
 
+def _summary_key(cfg: AuditConfig) -> dict:
+  return ckpt.canonical(study_identity(cfg, ignore=REPORT_ONLY_FIELDS))
+
+
 def _load_summary(path: str, cfg: AuditConfig) -> dict | None:
   if not os.path.exists(path):
     return None
   with open(path) as f:
     stored = json.load(f)
-  if stored.get("config") != ckpt.canonical(study_identity(cfg)):
+  if stored.get("config") != _summary_key(cfg):
     return None
   return stored["summary"]
 
