@@ -95,4 +95,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-  cli.run_main(main, sys.argv[1:])
+  try:
+    cli.run_main(main, sys.argv[1:])
+  except KeyboardInterrupt:
+    raise SystemExit("interrupted: finished stages are kept; the same command resumes from "
+                     "them") from None

@@ -202,3 +202,30 @@ def test_cli_with_every_field_as_a_flag_resumes_the_same_study(tiny_audit):
   again = audit_exp.main(["--preset", "quick", *flags, "--out", out, "--quiet"])
   assert again["config"] == dataclasses.asdict(TINY)
   assert again["resumed_recipes"] == list(results["recipes"])
+
+
+def test_an_interrupted_audit_resumes_mid_recipe_and_ends_with_the_same_results(tiny_audit,
+                                                                                 tmp_path):
+  out, results = tiny_audit
+  killed = str(tmp_path / "killed")
+  shutil.copytree(out, killed)
+  stages = os.path.join(killed, "stages")
+  names = list(results["recipes"])
+  # the state a kill leaves during condense(dm,2,real): two runs' sets done, nothing after
+  dm = os.path.join(stages, "condense(dm,2,real)")
+  for part in ("trainsets/run_2", "trainsets/run_3", "params", "logits", "summary.json"):
+    path = os.path.join(dm, part)
+    shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+  for name in names[names.index("condense(dm,2,real)") + 1:]:
+    shutil.rmtree(os.path.join(stages, name))
+  for name in ("results.json", "report.md"):
+    os.remove(os.path.join(killed, name))
+  kept = os.path.getmtime(os.path.join(dm, "trainsets", "run_0", "stage.json"))
+  resumed = run_audit(TINY, killed, progress=False, log=lambda *_: None)
+  assert resumed["resumed_recipes"] == names[:names.index("condense(dm,2,real)")]
+  assert os.path.getmtime(os.path.join(dm, "trainsets", "run_0", "stage.json")) == kept
+  for name in names:
+    for part in ("attacks", "test_accuracy", "released_set"):
+      assert json.loads(json.dumps(resumed["recipes"][name][part])) == json.loads(
+          json.dumps(results["recipes"][name][part])), (name, part)
+  assert os.path.exists(os.path.join(killed, "report.md"))

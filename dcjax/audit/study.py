@@ -257,7 +257,9 @@ def run_audit(cfg: AuditConfig, out: str, data_dir: str | None = None, recompute
   for i, recipe in enumerate(recipe_list):
     since = time.time()
     done = time.time() - start
-    eta = "" if i == 0 else f", ~{done / i * (len(recipe_list) - i) / 60:.1f} min left"
+    computed = i - len(resumed)  # the ETA counts only recipes computed in this invocation
+    eta = "" if computed == 0 else (
+        f", ~{done / computed * (len(recipe_list) - i) / 60:.1f} min left")
     log(f"[{i + 1}/{len(recipe_list)}] {recipe.name} ({done / 60:.1f} min elapsed{eta})")
     path = _summary_path(out, recipe)
     summary = _load_summary(path, cfg)
