@@ -8,14 +8,13 @@ import typing
 from typing import Any
 
 
-def parse_optional(kind):
-  """An argparse type that reads 'none' / 'null' / '' as None and anything else as ``kind``."""
+def _parse_optional(kind):
   def parse(text: str):
     return None if text.lower() in ("none", "null", "") else kind(text)
   return parse
 
 
-def parse_bool(text: str) -> bool:
+def _bool(text: str) -> bool:
   if text.lower() in ("1", "true", "yes", "on"):
     return True
   if text.lower() in ("0", "false", "no", "off"):
@@ -24,8 +23,13 @@ def parse_bool(text: str) -> bool:
 
 
 def add_config_flags(parser: argparse.ArgumentParser, cls: type, prefix: str = "",
-                     docs: dict[str, str] | None = None) -> None:
-  """Adds ``--{prefix}{field}`` for every field of dataclass ``cls``; help shows the default."""
+                     docs: dict[str, str] | None = None, preset_defaults: bool = False) -> None:
+  """Adds ``--{prefix}{field}`` for every field of dataclass ``cls``; help shows the default.
+
+  With ``preset_defaults`` a flag that is not given is absent from the parsed namespace (so
+  that only given flags override a preset), and its help names the field's default as the
+  default preset's value.
+  """
   hints = typing.get_type_hints(cls)
   docs = docs or {}
   for field in dataclasses.fields(cls):
@@ -34,18 +38,19 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, prefix: str = "
     optional = type(None) in args
     kind = next((a for a in args if a is not type(None)), hint)
     if kind is bool:
-      convert = parse_bool
+      convert = _bool
     elif kind in (int, float, str):
       convert = kind
     else:
       continue  # structured fields are set in code (presets), not from the command line
     if optional:
-      convert = parse_optional(convert)
+      convert = _parse_optional(convert)
     default = field.default
     parser.add_argument(
         f"--{prefix}{field.name}".replace("_", "-"), dest=f"{prefix}{field.name}",
-        type=convert, default=default,
-        help=f"{docs.get(field.name, '')} (default: {default!r})".strip())
+        type=convert, default=argparse.SUPPRESS if preset_defaults else default,
+        help=f"{docs.get(field.name, '')} (default{' preset' if preset_defaults else ''}: "
+        f"{default!r})".strip())
 
 
 def config_from_args(args: argparse.Namespace, cls: type, prefix: str = "", **fixed: Any):

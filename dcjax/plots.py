@@ -22,13 +22,25 @@ def _save(fig, path: str, title: str, dpi: int) -> str:
   return path
 
 
-def image_grid(pixels: np.ndarray, labels: np.ndarray, num_classes: int, path: str,
-               title: str = "", max_per_class: int = 10) -> str:
-  """Saves a PNG grid (one row per class) of (N, H, W, C) pixels in [0, 1] (clipped)."""
+def _pyplot():
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  return plt
 
+
+def _show(ax, img) -> None:
+  img = np.clip(np.asarray(img), 0.0, 1.0)
+  ax.imshow(img[..., 0] if img.shape[-1] == 1 else img,
+            cmap="gray" if img.shape[-1] == 1 else None, vmin=0, vmax=1)
+  ax.set_xticks([])
+  ax.set_yticks([])
+
+
+def image_grid(pixels: np.ndarray, labels: np.ndarray, num_classes: int, path: str,
+               title: str = "", max_per_class: int = 10) -> str:
+  """Saves a PNG grid (one row per class) of (N, H, W, C) pixels in [0, 1] (clipped)."""
+  plt = _pyplot()
   pixels = np.clip(np.asarray(pixels), 0.0, 1.0)
   labels = np.asarray(labels)
   cols = min(max_per_class, max(int(np.sum(labels == c)) for c in range(num_classes)))
@@ -37,15 +49,10 @@ def image_grid(pixels: np.ndarray, labels: np.ndarray, num_classes: int, path: s
   for c in range(num_classes):
     idx = np.flatnonzero(labels == c)[:cols]
     for j in range(cols):
-      ax = axes[c, j]
-      ax.set_xticks([])
-      ax.set_yticks([])
       if j < len(idx):
-        img = pixels[idx[j]]
-        ax.imshow(img[..., 0] if img.shape[-1] == 1 else img,
-                  cmap="gray" if img.shape[-1] == 1 else None, vmin=0, vmax=1)
+        _show(axes[c, j], pixels[idx[j]])
       else:
-        ax.axis("off")
+        axes[c, j].axis("off")
     axes[c, 0].set_ylabel(str(c), rotation=0, labelpad=10)
   return _save(fig, path, title, dpi=100)
 
@@ -55,10 +62,7 @@ def roc_panels(curves: dict[str, dict[str, tuple]], path: str, title: str = "") 
 
   curves: {attack: {stratum: (fpr, tpr)}}.
   """
-  import matplotlib  # pylint: disable=import-outside-toplevel
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-
+  plt = _pyplot()
   strata = sorted({s for per in curves.values() for s in per},
                   key=["init_images", "other_members", "all_members"].index)
   fig, axes = plt.subplots(1, len(strata), figsize=(4.2 * len(strata), 4), squeeze=False)
@@ -80,20 +84,6 @@ def roc_panels(curves: dict[str, dict[str, tuple]], path: str, title: str = "") 
   axes[0][0].legend(fontsize=7, loc="lower right")
   return _save(fig, path, title, dpi=110)
 
-
-def _pyplot():
-  import matplotlib  # pylint: disable=import-outside-toplevel
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-  return plt
-
-
-def _show(ax, img) -> None:
-  img = np.clip(np.asarray(img), 0.0, 1.0)
-  ax.imshow(img[..., 0] if img.shape[-1] == 1 else img,
-            cmap="gray" if img.shape[-1] == 1 else None, vmin=0, vmax=1)
-  ax.set_xticks([])
-  ax.set_yticks([])
 
 
 def paired_grid(first: np.ndarray, second: np.ndarray, labels: np.ndarray, num_classes: int,

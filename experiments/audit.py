@@ -19,7 +19,6 @@ import argparse
 import dataclasses
 import os
 import sys
-import typing
 
 from dcjax import cli
 from dcjax.audit import PRESETS, RECIPE_TOKENS, AuditConfig, get_preset, run_audit
@@ -71,16 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--recompute", action="store_true",
                  help="discard what --out holds and start over")
   p.add_argument("--quiet", action="store_true", help="no progress bars")
-  hints = typing.get_type_hints(AuditConfig)
-  for field in dataclasses.fields(AuditConfig):
-    args = typing.get_args(hints[field.name])
-    kind = next((a for a in args if a is not type(None)), hints[field.name])
-    convert = cli.parse_bool if kind is bool else kind
-    if type(None) in args:
-      convert = cli.parse_optional(convert)
-    p.add_argument(f"--{field.name}".replace("_", "-"), dest=field.name, type=convert,
-                   default=argparse.SUPPRESS,
-                   help=f"{_HELP.get(field.name, '')} (default preset: {field.default!r})")
+  cli.add_config_flags(p, AuditConfig, docs=_HELP, preset_defaults=True)
   return p
 
 

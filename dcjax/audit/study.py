@@ -25,6 +25,7 @@ from dcjax import checkpoint as ckpt
 from dcjax import io, plots
 from dcjax.audit import report as report_lib
 from dcjax.audit.config import DATASET_SIZES, AuditConfig, recipes, runs_config
+from dcjax.condense.common import effective_batch_real
 from dcjax.data import load_dataset
 from dcjax.mia import balanced_keep_masks, init_masks, run_recipe, stratified_metrics
 from dcjax.mia.metrics import STRATA, roc_on_grid
@@ -75,8 +76,8 @@ def _fixed_batch_real(recipe: Recipe, pool, keep: np.ndarray) -> Recipe:
   run has the same static shapes (one compilation instead of one per run)."""
   if recipe.kind != "condense":
     return recipe
-  smallest = min(int(pool.class_counts(k).min()) for k in keep)
-  batch = max(1, min(recipe.method_config.batch_real, smallest))
+  batch = min(effective_batch_real(recipe.method_config.batch_real, pool.labels,
+                                   pool.num_classes, k) for k in keep)
   return dataclasses.replace(recipe, method_config=dataclasses.replace(recipe.method_config,
                                                                        batch_real=batch))
 
