@@ -1,14 +1,13 @@
 """Orbax checkpoints that refuse to mix runs: each directory is bound to one config fingerprint.
 
 Layout of a checkpoint directory:
-    fingerprint.json   the config, seed and data identity of the run (written first, atomically)
+    fingerprint.json   dcjax's marker with the config, seed and data identity of the run
     steps/<step>/      Orbax pytree checkpoints (Orbax finalises each one atomically)
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from typing import Any
 
@@ -16,11 +15,9 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from dcjax.io import to_jsonable, write_json_atomic
-
-
-class ConfigMismatchError(ValueError):
-  """A directory holds artefacts of a different configuration."""
+from dcjax import workdir
+from dcjax.io import canonical  # noqa: F401  (re-exported: fingerprints compare in JSON form)
+from dcjax.workdir import ConfigMismatchError, CorruptArtefactError  # noqa: F401
 
 
 def array_digest(*arrays) -> str:
@@ -40,33 +37,10 @@ def key_digest(key: jax.Array) -> list[int]:
   return np.asarray(jax.random.key_data(key)).ravel().tolist()
 
 
-def canonical(fingerprint: dict[str, Any]) -> dict[str, Any]:
-  """The fingerprint as it reads back from JSON, so stored and requested ones compare equal."""
-  return json.loads(json.dumps(to_jsonable(fingerprint), sort_keys=True))
-
-
-def bind_directory(directory: str, fingerprint: dict[str, Any], overwrite: bool = False) -> None:
-  """Creates ``directory`` for ``fingerprint`` or checks that it already holds the same one."""
-  directory = os.path.abspath(directory)
-  path = os.path.join(directory, "fingerprint.json")
-  fingerprint = canonical(fingerprint)
-  if os.path.exists(path) and not overwrite:
-    with open(path) as f:
-      existing = json.load(f)
-    if existing != fingerprint:
-      diff = sorted(k for k in set(existing) | set(fingerprint)
-                    if existing.get(k) != fingerprint.get(k))
-      detail = "; ".join(f"{k}: stored {existing.get(k)!r} vs requested {fingerprint.get(k)!r}"
-                         for k in diff[:6])
-      raise ConfigMismatchError(
-          f"{directory} holds a run with a different configuration ({detail}). Use another "
-          "directory, or ask to recompute (overwrite) to discard it.")
-    return
-  if overwrite and os.path.isdir(directory):
-    import shutil  # pylint: disable=import-outside-toplevel
-    shutil.rmtree(directory)
-  os.makedirs(directory, exist_ok=True)
-  write_json_atomic(path, fingerprint)
+def bind_directory(directory: str, fingerprint: dict[str, Any], overwrite: bool = False) -> str:
+  """Claims ``directory`` for the step checkpoints of ``fingerprint`` (see ``dcjax.workdir``):
+  a directory that dcjax did not write is refused; ``overwrite`` discards only its ``steps``."""
+  return workdir.claim(directory, fingerprint, owned=("steps",), recompute=overwrite)
 
 
 class StepCheckpointer:
@@ -88,9 +62,10 @@ class StepCheckpointer:
     try:
       return self._manager.restore(step, args=ocp.args.StandardRestore(template))
     except Exception as err:  # orbax raises several types for corrupt or mismatched trees
-      raise ConfigMismatchError(
+      raise CorruptArtefactError(
           f"Checkpoint {self.directory}/{step} does not match the expected structure or is "
-          f"corrupt ({type(err).__name__}: {err}).") from err
+          f"corrupt ({type(err).__name__}: {err}). Nothing was overwritten; use --recompute "
+          "(overwrite=True) to discard the checkpoints and start over.") from err
 
   def close(self) -> None:
     self._manager.close()
@@ -105,5 +80,14 @@ def save_tree(path: str, tree: Any) -> None:
 
 
 def load_tree(path: str, template: Any | None = None) -> Any:
-  with ocp.StandardCheckpointer() as ckptr:
-    return ckptr.restore(os.path.abspath(path), template)
+  """Restores the pytree saved at ``path``; a missing or damaged tree raises
+  CorruptArtefactError naming ``path``."""
+  path = os.path.abspath(path)
+  try:
+    with ocp.StandardCheckpointer() as ckptr:
+      return ckptr.restore(path, template)
+  except Exception as err:  # orbax raises several types for missing or damaged files
+    raise CorruptArtefactError(
+        f"{path} cannot be read back ({type(err).__name__}: {str(err)[:200]}). It is corrupt "
+        "or truncated; rerun with --recompute (recompute=True) to discard it and start "
+        "over.") from err

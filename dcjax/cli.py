@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import sys
 import typing
 from typing import Any
 
@@ -64,9 +66,40 @@ def config_from_args(args: argparse.Namespace, cls: type, prefix: str = "", **fi
   return cls(**values)
 
 
-def run_main(main, argv: list[str]) -> None:
-  """Runs an experiment's main; bad input ends with its message instead of a traceback."""
+class ArgumentParser(argparse.ArgumentParser):
+  """argparse whose usage errors are one line on stderr (exit 2), like every other refusal."""
+
+  def error(self, message: str):
+    self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def exit_code(err: BaseException) -> int:
+  """2 for bad input (a flag's value), 1 for a bad state found at run time."""
+  code = getattr(err, "exit_code", None)
+  if code is not None:
+    return code
+  if isinstance(err, (ValueError, TypeError)):
+    return 2
+  return 1
+
+
+def run_main(main, argv: list[str], prog: str = "dcjax",
+             interrupted: str = "interrupted: finished stages are kept; the same command "
+             "resumes from them") -> None:
+  """Runs an experiment's main. A refusal prints one line on stderr and exits 2 (bad input) or
+  1 (bad state, failure at run time); no traceback unless the environment sets DCJAX_DEBUG=1.
+  """
   try:
     main(argv)
-  except (ValueError, TypeError, FileNotFoundError) as err:
-    raise SystemExit(f"error: {err}") from err
+  except KeyboardInterrupt:
+    sys.stderr.write(f"{prog}: {interrupted}\n")
+    raise SystemExit(130) from None
+  except Exception as err:  # pylint: disable=broad-except
+    if os.environ.get("DCJAX_DEBUG") == "1":
+      raise
+    message = " ".join(str(err).split()) or type(err).__name__
+    if not isinstance(err, (ValueError, TypeError, OSError, FloatingPointError)):
+      message = (f"internal error ({type(err).__name__}): {message} (set DCJAX_DEBUG=1 for "
+                 "the traceback)")
+    sys.stderr.write(f"{prog}: error: {message}\n")
+    raise SystemExit(exit_code(err)) from None

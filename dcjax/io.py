@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -45,20 +46,37 @@ def to_jsonable(obj: Any) -> Any:
   return obj
 
 
-def write_json_atomic(path: str, payload: Any) -> None:
-  """Writes JSON to a temporary file in the same directory, then renames it into place."""
+def canonical(payload: Any) -> Any:
+  """``payload`` as it reads back from JSON, so stored and requested fingerprints compare
+  equal."""
+  return json.loads(json.dumps(to_jsonable(payload), sort_keys=True))
+
+
+@contextlib.contextmanager
+def atomic_path(path: str):
+  """Yields a temporary path beside ``path`` (named ``.tmp-*``, which ``workdir`` sweeps after
+  a kill); renames it into place when the block ends without error, else removes it."""
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-",
+                             suffix=os.path.splitext(path)[1])
+  os.close(fd)
   try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(to_jsonable(payload), f, indent=2, sort_keys=True)
-      f.write("\n")
+    yield tmp
     os.replace(tmp, path)
-  except BaseException:
+  finally:
     if os.path.exists(tmp):
       os.remove(tmp)
-    raise
+
+
+def write_text_atomic(path: str, text: str) -> None:
+  with atomic_path(path) as tmp, open(tmp, "w") as f:
+    f.write(text)
+
+
+def write_json_atomic(path: str, payload: Any) -> None:
+  """Writes JSON to a temporary file in the same directory, then renames it into place."""
+  write_text_atomic(path, json.dumps(to_jsonable(payload), indent=2, sort_keys=True) + "\n")
 
 
 def slug(name: str) -> str:

@@ -58,7 +58,7 @@ def _preset_table() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(prog="python -m experiments.audit", description=__doc__,
+  p = cli.ArgumentParser(prog="python -m experiments.audit", description=__doc__,
                               epilog=_preset_table(),
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--preset", default="default", choices=list(PRESETS),
@@ -85,8 +85,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-  try:
-    cli.run_main(main, sys.argv[1:])
-  except KeyboardInterrupt:
-    raise SystemExit("interrupted: finished stages are kept; the same command resumes from "
-                     "them") from None
+  cli.run_main(main, sys.argv[1:], prog="experiments.audit")

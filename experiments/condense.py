@@ -19,13 +19,17 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 
-from dcjax import cli, io, plots
-from dcjax.condense import (METHODS, condense, evaluate, get_method, protocol_config,
-                            random_subset, save_synthetic_set, validate)
+from dcjax import cli, io, plots, workdir
+from dcjax.condense import (METHODS, condense, evaluate, get_method, load_synthetic_set,
+                            protocol_config, random_subset, save_synthetic_set, synset_complete,
+                            validate)
 from dcjax.data import DATASET_NAMES, load_dataset
 from dcjax.nets import default_net
 
+# what the experiment writes in --out; --recompute removes these and nothing else
+OWNED_ENTRIES = ("checkpoints", "synset", "images.png", "results.json")
 METHOD_FLAGS = {  # flag -> (config field, type, help)
     "iterations": ("iterations", int, "outer iterations"),
     "lr_img": ("lr_img", float, "learning rate of the synthetic images"),
@@ -40,7 +44,7 @@ METHOD_FLAGS = {  # flag -> (config field, type, help)
 
 
 def build_parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(prog="python -m experiments.condense", description=__doc__,
+  p = cli.ArgumentParser(prog="python -m experiments.condense", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--dataset", default="digits", choices=DATASET_NAMES,
                  help="dataset (default: 'digits', bundled)")
@@ -66,7 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--checkpoint-every", type=int, default=100,
                  help="iterations between checkpoints (default: 100)")
   p.add_argument("--out", default=None,
-                 help="output directory (default: runs/condense/DATASET-METHOD-ipcK-INIT-sSEED)")
+                 help="output directory (default: runs/condense/DATASET-METHOD-ipcK-INIT-sSEED);"
+                 " new, empty or holding the same condensation")
+  p.add_argument("--recompute", action="store_true",
+                 help="discard what dcjax wrote in --out (checkpoints, set, results) and start "
+                 "over")
   return p
 
 
@@ -80,7 +88,7 @@ def method_config(args, image_shape):
     if value is None:
       continue
     if field not in fields:
-      raise SystemExit(f"--{flag.replace('_', '-')} does not apply to method {args.method!r}.")
+      raise ValueError(f"--{flag.replace('_', '-')} does not apply to method {args.method!r}.")
     changes[field] = None if isinstance(value, str) and value.lower() == "none" else value
   return dataclasses.replace(cfg, **changes)
 
@@ -90,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
   spec = get_method(args.method)
   init = args.init or spec.default_init
   if args.eval_models < 1:
-    raise SystemExit(f"--eval-models must be >= 1, got {args.eval_models}.")
+    raise ValueError(f"--eval-models must be >= 1, got {args.eval_models}.")
   train_set, test_set = load_dataset(args.dataset, data_dir=args.data_dir)
   cfg = method_config(args, train_set.image_shape)
   validate(train_set, args.method, args.ipc, init)  # before any work
@@ -99,14 +107,23 @@ def main(argv: list[str] | None = None) -> dict:
   print(f"{args.method} on {args.dataset} (ipc {args.ipc}, {init} init, seed {args.seed}), "
         f"{cfg.iterations} iterations, backend {jax.default_backend()} -> {out}")
 
+  workdir.claim(out, {"study": "condense", "dataset": args.dataset, "method": args.method,
+                      "ipc": args.ipc, "init": init, "seed": args.seed, "method_config": cfg},
+                owned=OWNED_ENTRIES, recompute=args.recompute)
+
   key = jax.random.key(args.seed)
   k_cond, k_base, k_eval = jax.random.split(key, 3)
   start = time.time()
-  synset = condense(k_cond, train_set, args.method, args.ipc, init, config=cfg, seed=args.seed,
-                    checkpoint_dir=os.path.join(out, "checkpoints"),
-                    checkpoint_every=args.checkpoint_every, progress=True)
+  synset_dir = os.path.join(out, "synset")
+  if synset_complete(synset_dir):  # finished before: the set is the stage, not redone
+    synset = load_synthetic_set(synset_dir)
+    synset = synset.replace(images=jnp.asarray(synset.images))
+  else:
+    synset = condense(k_cond, train_set, args.method, args.ipc, init, config=cfg,
+                      seed=args.seed, checkpoint_dir=os.path.join(out, "checkpoints"),
+                      checkpoint_every=args.checkpoint_every, progress=True)
+    save_synthetic_set(synset_dir, synset)
   condense_seconds = time.time() - start
-  save_synthetic_set(os.path.join(out, "synset"), synset)
   plots.image_grid(synset.pixels(), synset.labels, synset.num_classes,
                    os.path.join(out, "images.png"),
                    title=f"{args.method} ipc={args.ipc} {init} init, {args.dataset}")
@@ -136,4 +153,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-  cli.run_main(main, sys.argv[1:])
+  cli.run_main(main, sys.argv[1:], prog="experiments.condense")

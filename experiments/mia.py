@@ -24,8 +24,7 @@ import time
 import jax
 import numpy as np
 
-from dcjax import checkpoint as ckpt
-from dcjax import cli, io, plots
+from dcjax import cli, io, plots, workdir
 from dcjax.data import DATASET_NAMES, load_dataset
 from dcjax.mia import RunsConfig, balanced_keep_masks, parse_recipe, run_recipe
 from dcjax.mia.pipeline import DEFAULT_ATTACKS, attack_runs
@@ -37,7 +36,7 @@ DEFAULT_RECIPES = ("real", "random_subset(10)", "init_only(10)", "condense(dm,10
 
 
 def build_parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(prog="python -m experiments.mia", description=__doc__,
+  p = cli.ArgumentParser(prog="python -m experiments.mia", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--dataset", default="digits", choices=DATASET_NAMES,
                  help="dataset whose training split is the pool (default: 'digits')")
@@ -60,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                  help="comma-separated attacks (default: %(default)s)")
   p.add_argument("--out", default=None, help="output directory (default: runs/mia/DATASET)")
   p.add_argument("--recompute", action="store_true",
-                 help="recompute stages whose stored configuration differs")
+                 help="discard what dcjax wrote in --out and start over")
   cli.add_config_flags(p, TrainConfig, docs={
       "epochs": "training epochs of each run's network", "batch_size": "batch size",
       "lr": "SGD learning rate", "momentum": "SGD momentum", "weight_decay": "weight decay",
@@ -93,17 +92,17 @@ def main(argv: list[str] | None = None) -> dict:
   pool = train_set
   if args.pool_size is not None:
     if not 2 <= args.pool_size <= len(train_set):
-      raise SystemExit(f"--pool-size must be in [2, {len(train_set)}], got {args.pool_size}.")
+      raise ValueError(f"--pool-size must be in [2, {len(train_set)}], got {args.pool_size}.")
     pool = train_set.subset(np.sort(np.asarray(
         jax.random.permutation(k_pool, len(train_set))[:args.pool_size])))
   keep = balanced_keep_masks(k_keep, args.runs, len(pool))
   for recipe in recipes:  # every check before any work
     check_pool(recipe, pool, keep)
   out = os.path.abspath(args.out or os.path.join("runs", "mia", args.dataset))
-  ckpt.bind_directory(out, {"study": "mia", "dataset": args.dataset, "runs": args.runs,
-                            "pool_size": len(pool), "seed": args.seed, "runs_config": cfg,
-                            "recipes": [(r.name, r.method_config) for r in recipes]},
-                      overwrite=args.recompute)
+  workdir.claim(out, {"study": "mia", "dataset": args.dataset, "runs": args.runs,
+                      "pool_size": len(pool), "seed": args.seed, "runs_config": cfg,
+                      "recipes": [(r.name, r.method_config) for r in recipes]},
+                owned=("stages", "results.json", "roc_*.png"), recompute=args.recompute)
   print(f"MIA on {args.dataset}: pool {len(pool)}, {args.runs} runs x {len(recipes)} recipes, "
         f"{cfg.net}, {train_cfg.epochs} epochs, backend {jax.default_backend()} -> {out}")
 
@@ -148,4 +147,4 @@ def _print_recipe(name: str, r: dict) -> None:
 
 
 if __name__ == "__main__":
-  cli.run_main(main, sys.argv[1:])
+  cli.run_main(main, sys.argv[1:], prog="experiments.mia")

@@ -17,7 +17,7 @@ import time
 import jax
 import numpy as np
 
-from dcjax import cli, io
+from dcjax import cli, io, workdir
 from dcjax.augment import strategy_for
 from dcjax.data import DATASET_NAMES, load_dataset
 from dcjax.nets import NET_NAMES, default_net, get_net
@@ -25,7 +25,7 @@ from dcjax.train import TrainConfig, accuracy, predict_many, train_many
 
 
 def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
+  parser = cli.ArgumentParser(
       prog="python -m experiments.train", description=__doc__,
       formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--dataset", default="digits", choices=DATASET_NAMES,
@@ -39,7 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
   parser.add_argument("--dsa", action="store_true",
                       help="train with the dataset's DSA strategy (non-Siamese)")
-  parser.add_argument("--out", default="runs/train", help="output directory (default: runs/train)")
+  parser.add_argument("--out", default="runs/train",
+                      help="output directory (default: runs/train); new, empty or holding "
+                      "the same run")
+  parser.add_argument("--recompute", action="store_true",
+                      help="replace the results of another configuration in --out")
   cli.add_config_flags(parser, TrainConfig, docs={
       "epochs": "training epochs", "batch_size": "batch size", "lr": "SGD learning rate",
       "momentum": "SGD momentum", "weight_decay": "L2 weight decay on every parameter",
@@ -54,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict:
   args = build_parser().parse_args(argv)
   if args.models < 1:
-    raise SystemExit(f"--models must be >= 1, got {args.models}.")
+    raise ValueError(f"--models must be >= 1, got {args.models}.")
   train_set, test_set = load_dataset(args.dataset, data_dir=args.data_dir)
   args.net = args.net or default_net(train_set.image_shape)
   net = get_net(args.net, train_set.num_classes)
@@ -63,6 +67,9 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = dataclasses.replace(cfg, augment=strategy_for(args.dataset))
   print(f"{args.net} on {args.dataset}: {len(train_set)} train / {len(test_set)} test images "
         f"{train_set.image_shape}, {args.models} model(s), backend {jax.default_backend()}")
+  out = workdir.claim(args.out, {"study": "train", "dataset": args.dataset, "net": args.net,
+                                 "models": args.models, "seed": args.seed, "train_config": cfg},
+                      owned=("results.json",), recompute=args.recompute)
   keys = jax.random.split(jax.random.key(args.seed), args.models)
   start = time.time()
   stacked = train_many(keys, net, train_set.images, train_set.labels, cfg, progress=True)
@@ -74,7 +81,6 @@ def main(argv: list[str] | None = None) -> dict:
       "test_accuracy_std": float(accs.std()), "wall_seconds": wall,
       "code_version": io.code_version(), "machine": io.machine(),
   }
-  out = os.path.abspath(args.out)
   io.write_json_atomic(os.path.join(out, "results.json"), result)
   print(f"test accuracy: {100 * accs.mean():.2f} +- {100 * accs.std():.2f} % "
         f"over {args.models} model(s), final epoch ({wall:.0f} s); wrote {out}/results.json")
@@ -82,4 +88,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-  cli.run_main(main, sys.argv[1:])
+  cli.run_main(main, sys.argv[1:], prog="experiments.train")

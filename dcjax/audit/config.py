@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from dcjax import checks
 from dcjax.augment import strategy_for
 from dcjax.condense import dc as dc_lib
 from dcjax.condense import dm as dm_lib
@@ -69,12 +70,10 @@ class AuditConfig:
     if self.dataset not in DATASET_NAMES:
       raise ValueError(f"Unknown dataset {self.dataset!r}; expected one of "
                        f"{list(DATASET_NAMES)}.")
-    for name in ("ipc", "epochs", "real_epochs", "batch_size", "dm_iterations",
-                 "dm_batch_real", "dsa_iterations", "dsa_outer_loop", "dsa_inner_loop",
-                 "dsa_batch_real", "ssim_shortlist", "theory_iterations"):
-      value = getattr(self, name)
-      if not isinstance(value, int) or value < 1:
-        raise ValueError(f"AuditConfig.{name} must be a positive int, got {value!r}.")
+    checks.positive_ints(self, "ipc", "epochs", "real_epochs", "batch_size", "dm_iterations",
+                         "dm_batch_real", "dsa_iterations", "dsa_outer_loop", "dsa_inner_loop",
+                         "dsa_batch_real", "ssim_shortlist", "theory_iterations")
+    checks.positive_finite(self, "lr")
     if not isinstance(self.runs, int) or self.runs < 4 or self.runs % 2:
       raise ValueError(f"AuditConfig.runs must be an even int >= 4 (each example IN for half "
                        f"the runs; online LiRA needs IN and OUT shadows), got {self.runs!r}.")

@@ -22,7 +22,7 @@ import numpy as np
 import scipy.stats
 
 from dcjax import checkpoint as ckpt
-from dcjax import io, plots
+from dcjax import io, plots, workdir
 from dcjax.audit import report as report_lib
 from dcjax.audit.config import DATASET_SIZES, AuditConfig, recipes, runs_config
 from dcjax.condense.common import effective_batch_real
@@ -35,6 +35,9 @@ from dcjax.privacy import (linear_dm_check, m_over_n_rows, one_example_influence
                            released_set_privacy)
 
 BASELINE = "random_subset"
+# what the audit writes in its directory; --recompute removes these and nothing else
+OWNED_ENTRIES = ("stages", "results.json", "report.md", "accuracy_vs_tpr.png", "roc_*.png",
+                 "nearest_*.png", "init_*.png", "distances_*.png")
 PAPER_DATASETS = ("fashion_mnist", "cifar10", "celeba")
 
 
@@ -246,8 +249,8 @@ def run_audit(cfg: AuditConfig, out: str, data_dir: str | None = None, recompute
   stage_seconds = {}  # per recipe: the seconds of the invocation that computed it
   out = os.path.abspath(out)
   pool, test_set, keep, recipe_list, keys = prepare(cfg, data_dir)
-  ckpt.bind_directory(out, {"study": "privacy audit", "config": study_identity(cfg)},
-                      overwrite=recompute)
+  workdir.claim(out, {"study": "privacy audit", "config": study_identity(cfg)},
+                owned=OWNED_ENTRIES, recompute=recompute)
   log(f"audit of {cfg.dataset}: pool {len(pool)}, {cfg.runs} runs x {len(recipe_list)} "
       f"recipes, backend {jax.default_backend()} -> {out}")
   results = {"config": dataclasses.asdict(cfg), "preset": preset, "dataset": cfg.dataset,
@@ -291,11 +294,7 @@ def run_audit(cfg: AuditConfig, out: str, data_dir: str | None = None, recompute
   results["resumed_recipes"] = resumed  # loaded from stages/, their seconds are from then
   results["wall_seconds"] = round(time.time() - start, 1)
   io.write_json_atomic(os.path.join(out, "results.json"), results)
-  report = report_lib.render(results)
-  tmp = os.path.join(out, "report.md.tmp")
-  with open(tmp, "w") as f:
-    f.write(report)
-  os.replace(tmp, os.path.join(out, "report.md"))
+  io.write_text_atomic(os.path.join(out, "report.md"), report_lib.render(results))
   log(f"wrote {out}/report.md and results.json ({results['wall_seconds'] / 60:.1f} min)")
   return results
 
@@ -307,11 +306,16 @@ def _summary_key(cfg: AuditConfig) -> dict:
 def _load_summary(path: str, cfg: AuditConfig) -> dict | None:
   if not os.path.exists(path):
     return None
-  with open(path) as f:
-    stored = json.load(f)
-  if stored.get("config") != _summary_key(cfg):
-    return None
-  return stored["summary"]
+  try:
+    with open(path) as f:
+      stored = json.load(f)
+    if stored.get("config") != _summary_key(cfg):
+      return None
+    return stored["summary"]
+  except (OSError, ValueError, AttributeError, KeyError) as err:
+    raise ckpt.CorruptArtefactError(
+        f"{path} cannot be read ({type(err).__name__}); the recipe's summary is damaged. Rerun "
+        "with --recompute to discard the study's stages.") from err
 
 
 def _accuracy_points(results: dict, attack: str) -> list[dict]:

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dcjax.augment import dsa
 from dcjax.data.sampling import sample_per_class
 
 INITS = ("real", "noise")
@@ -64,3 +65,16 @@ def effective_batch_real(requested: int, labels, num_classes: int, mask=None) ->
     labels = labels[np.asarray(mask, bool)]
   smallest = int(np.bincount(labels, minlength=num_classes).min())
   return max(1, min(requested, smallest))
+
+
+def class_keys(aug_key: jax.Array, num_classes: int) -> jax.Array:
+  """(num_classes,) Siamese keys, fold_in(aug_key, c): the same for real_c and syn_c."""
+  return jax.vmap(lambda c: jax.random.fold_in(aug_key, c))(jnp.arange(num_classes))
+
+
+def siamese_dsa(keys: jax.Array, x: jax.Array, strategy: str | None) -> jax.Array:
+  """DSA on x (C, B, H, W, Ch) with one Siamese key per class (keys (C,)), vmapped over classes
+  so that the step compiles one class-shaped augmentation, not C copies."""
+  if not strategy:
+    return x
+  return jax.vmap(lambda k, xc: dsa(k, xc, strategy, siamese=True))(keys, x)

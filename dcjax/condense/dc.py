@@ -18,7 +18,9 @@ import jax.numpy as jnp
 import optax
 
 from dcjax.augment import DEFAULT_STRATEGY, dsa
+from dcjax import checks
 from dcjax.condense import common
+from dcjax.condense.common import class_keys, siamese_dsa
 
 # (outer_loop, inner_loop) by images per class, from the DC/DSA reference code.
 LOOPS_BY_IPC = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15),
@@ -45,6 +47,12 @@ class DCConfig:
   init_scheme: str = "torch"
   bn_per_class: int = 16  # real images per class that set BatchNorm statistics
   real_chunk: int | None = 0  # 0: per backend (64 on CPU); None: one pass
+
+  def __post_init__(self):
+    checks.positive_ints(self, "iterations", "batch_real", "outer_loop", "inner_loop",
+                         "batch_train", "bn_per_class")
+    checks.positive_finite(self, "lr_img", "lr_net")
+    checks.in_unit_interval(self, "momentum")
 
 
 def loops_for_ipc(ipc: int) -> tuple[int, int]:
@@ -101,32 +109,36 @@ def _real_grad(net, variables, x, c, chunk):
   """Gradient of the mean loss over real images x (all of class c), summed over chunks."""
   params = variables["params"]
   if chunk is None or x.shape[0] <= chunk:
-    return jax.grad(functools.partial(_ce, net, variables))(params, x, jnp.full(len(x), c))
+    return jax.grad(functools.partial(_ce, net, variables))(params, x,
+                                                           jnp.full(x.shape[0], c))
   total = jax.tree.map(jnp.zeros_like, params)
   for i in range(0, x.shape[0], chunk):
     xc = x[i:i + chunk]
-    g = jax.grad(functools.partial(_ce, net, variables))(params, xc, jnp.full(len(xc), c))
+    g = jax.grad(functools.partial(_ce, net, variables))(params, xc, jnp.full(xc.shape[0], c))
     total = jax.tree.map(lambda t, gi, n=len(xc): t + gi * n, total, g)
   return jax.tree.map(lambda t: t / x.shape[0], total)
 
 
 def matching_loss(net, cfg: DCConfig, images, variables, real, aug_key):
-  """images (C*ipc, ...) synthetic, real (C, B, ...). Summed matching distance over classes."""
+  """images (C*ipc, ...) synthetic, real (C, B, ...). Summed matching distance over classes.
+
+  The per-class gradients are vmapped over classes (one Siamese key per class, as the
+  reference's loop), so the step compiles one class-shaped program, not C copies.
+  """
   num_classes = real.shape[0]
   syn = images.reshape(num_classes, -1, *images.shape[1:])
   chunk = common.default_chunk() if cfg.real_chunk == 0 else cfg.real_chunk
-  loss = 0.0
-  for c in range(num_classes):
-    key = jax.random.fold_in(aug_key, c)
-    real_c, syn_c = real[c], syn[c]
-    if cfg.dsa_strategy:
-      real_c = dsa(key, real_c, cfg.dsa_strategy, siamese=True)
-      syn_c = dsa(key, syn_c, cfg.dsa_strategy, siamese=True)
+  keys = class_keys(aug_key, num_classes)
+  real = siamese_dsa(keys, real, cfg.dsa_strategy)
+  syn = siamese_dsa(keys, syn, cfg.dsa_strategy)
+
+  def one_class(real_c, syn_c, c):
     g_real = jax.lax.stop_gradient(_real_grad(net, variables, real_c, c, chunk))
     g_syn = jax.grad(functools.partial(_ce, net, variables))(
-        variables["params"], syn_c, jnp.full(len(syn_c), c))
-    loss = loss + match_distance(g_real, g_syn)
-  return loss
+        variables["params"], syn_c, jnp.full(syn_c.shape[0], c))
+    return match_distance(g_real, g_syn)
+
+  return jnp.sum(jax.vmap(one_class)(real, syn, jnp.arange(num_classes)))
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))

@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dcjax.augment import DEFAULT_STRATEGY, dsa
+from dcjax.augment import DEFAULT_STRATEGY
+from dcjax import checks
 from dcjax.condense import common
 
 NAME = "dm"
@@ -36,6 +37,11 @@ class DMConfig:
   init_scheme: str = "torch"  # the reference embeds with PyTorch-initialised random networks
   real_chunk: int | None = 0  # 0: per backend (64 on CPU); None: one pass
 
+  def __post_init__(self):
+    checks.positive_ints(self, "iterations", "batch_real")
+    checks.positive_finite(self, "lr_img")
+    checks.in_unit_interval(self, "momentum")
+
 
 def preset(ipc: int) -> DMConfig:
   del ipc  # the DM reference uses the same hyperparameters for every ipc
@@ -48,22 +54,23 @@ init_state = common.init_state
 
 def dm_loss(net: nn.Module, cfg: DMConfig, images: jax.Array, variables, real: jax.Array,
             aug_key: jax.Array) -> jax.Array:
-  """images: (C*ipc, H, W, Ch) synthetic; real: (C, B, H, W, Ch). Returns the summed loss."""
-  num_classes = real.shape[0]
+  """images: (C*ipc, H, W, Ch) synthetic; real: (C, B, H, W, Ch). Returns the summed loss.
+
+  The embedding is per example, so every class goes through the network in one flattened batch
+  (the program does not grow with the number of classes).
+  """
+  num_classes, batch = real.shape[:2]
   syn = images.reshape(num_classes, -1, *images.shape[1:])
   chunk = common.default_chunk() if cfg.real_chunk == 0 else cfg.real_chunk
   embed = lambda x: net.apply(variables, x, method="embed")
-  loss = 0.0
-  for c in range(num_classes):
-    key = jax.random.fold_in(aug_key, c)  # Siamese: the same key for real_c and syn_c
-    real_c, syn_c = real[c], syn[c]
-    if cfg.dsa_strategy:
-      real_c = dsa(key, real_c, cfg.dsa_strategy, siamese=True)
-      syn_c = dsa(key, syn_c, cfg.dsa_strategy, siamese=True)
-    mean_real = jax.lax.stop_gradient(common.apply_in_chunks(embed, real_c, chunk).mean(0))
-    mean_syn = embed(syn_c).mean(0)
-    loss = loss + jnp.sum((mean_real - mean_syn) ** 2)
-  return loss
+  keys = common.class_keys(aug_key, num_classes)
+  real = common.siamese_dsa(keys, real, cfg.dsa_strategy)
+  syn = common.siamese_dsa(keys, syn, cfg.dsa_strategy)
+  flat_real = real.reshape(num_classes * batch, *real.shape[2:])
+  mean_real = common.apply_in_chunks(embed, flat_real, chunk).reshape(
+      num_classes, batch, -1).mean(1)
+  mean_syn = embed(syn.reshape(-1, *syn.shape[2:])).reshape(num_classes, syn.shape[1], -1).mean(1)
+  return jnp.sum((jax.lax.stop_gradient(mean_real) - mean_syn) ** 2)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))

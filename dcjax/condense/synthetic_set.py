@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any
 
 import flax.struct
 import jax
 import numpy as np
 
+from dcjax import checkpoint, io
 from dcjax.data.dataset import Dataset
 from dcjax.data.preprocessing import Preprocessing
 
@@ -41,9 +44,8 @@ class SyntheticSet:
     return np.asarray(self.preprocessing.invert(self.images))
 
   def metadata(self) -> dict:
-    from dcjax.io import to_jsonable  # pylint: disable=import-outside-toplevel
     return {"num_classes": self.num_classes, "ipc": self.ipc, "method": self.method,
-            "init": self.init, "config": to_jsonable(self.config), "seed": self.seed,
+            "init": self.init, "config": io.to_jsonable(self.config), "seed": self.seed,
             "source": self.source, "preprocessing": self.preprocessing.to_json()}
 
 
@@ -51,12 +53,13 @@ def class_major_labels(num_classes: int, ipc: int) -> np.ndarray:
   return np.repeat(np.arange(num_classes, dtype=np.int32), ipc)
 
 
+def synset_complete(path: str) -> bool:
+  """True when ``path`` holds a set whose save finished (its metadata.json is written last)."""
+  return os.path.isfile(os.path.join(os.path.abspath(path), "metadata.json"))
+
+
 def save_synthetic_set(path: str, synset: SyntheticSet) -> None:
   """Writes ``path/arrays`` (Orbax) then ``path/metadata.json``; the JSON marks completeness."""
-  import os  # pylint: disable=import-outside-toplevel
-
-  from dcjax import checkpoint, io  # pylint: disable=import-outside-toplevel
-
   path = os.path.abspath(path)
   meta_path = os.path.join(path, "metadata.json")
   if os.path.exists(meta_path):
@@ -72,20 +75,20 @@ def save_synthetic_set(path: str, synset: SyntheticSet) -> None:
 
 def load_synthetic_set(path: str) -> SyntheticSet:
   """Loads a set written by ``save_synthetic_set`` (config comes back as a plain dict)."""
-  import json  # pylint: disable=import-outside-toplevel
-  import os  # pylint: disable=import-outside-toplevel
-
-  from dcjax import checkpoint  # pylint: disable=import-outside-toplevel
-
   path = os.path.abspath(path)
   meta_path = os.path.join(path, "metadata.json")
   if not os.path.exists(meta_path):
     raise FileNotFoundError(f"{path} holds no complete synthetic set (no metadata.json); it "
                             "may be missing or half-written.")
-  with open(meta_path) as f:
-    meta = json.load(f)
+  try:
+    with open(meta_path) as f:
+      meta = json.load(f)
+    pre = meta["preprocessing"]
+  except (OSError, ValueError, KeyError, TypeError) as err:
+    raise checkpoint.CorruptArtefactError(
+        f"{meta_path} cannot be read ({type(err).__name__}: {err}); the synthetic set is "
+        "damaged. Rerun with --recompute to discard it.") from err
   arrays = checkpoint.load_tree(os.path.join(path, "arrays"))
-  pre = meta["preprocessing"]
   preprocessing = Preprocessing(mean=tuple(pre["mean"]), std=tuple(pre["std"]),
                                 zca=arrays.get("zca"), zca_inverse=arrays.get("zca_inverse"))
   return SyntheticSet(images=arrays["images"], labels=arrays["labels"],

@@ -35,6 +35,21 @@ class Dataset:
     indices = np.asarray(indices)
     return self.replace(images=self.images[indices], labels=self.labels[indices])
 
+  def check_compatible(self, other: "Dataset", what: str = "test set") -> None:
+    """Raises unless ``other`` has this set's image shape, classes and preprocessing (a test
+    split must be normalised with the training split's statistics)."""
+    if other.image_shape != self.image_shape:
+      raise ValueError(f"The {what} has images of shape {other.image_shape}; expected "
+                       f"{self.image_shape}, as the pool's.")
+    if other.num_classes != self.num_classes:
+      raise ValueError(f"The {what} has {other.num_classes} classes; expected "
+                       f"{self.num_classes}, as the pool's.")
+    if other.preprocessing.to_json() != self.preprocessing.to_json():
+      raise ValueError(f"The {what} is normalised differently from the pool (mean/std "
+                       f"{other.preprocessing.mean}/{other.preprocessing.std} vs "
+                       f"{self.preprocessing.mean}/{self.preprocessing.std}); build it with "
+                       "from_arrays(..., preprocessing=pool.preprocessing).")
+
   def class_counts(self, mask=None) -> np.ndarray:
     """(num_classes,) number of examples per class, counting only ``mask`` if given."""
     labels = np.asarray(self.labels)
@@ -81,6 +96,10 @@ def from_arrays(pixels, labels, num_classes: int | None = None, name: str = "cus
   ZCA whitening on the normalised images.
   """
   pixels, labels, num_classes = validate_arrays(pixels, labels, num_classes, "pixels")
+  if pixels.size and (pixels.min() < 0.0 or pixels.max() > 1.0):
+    raise ValueError(f"pixels must lie in [0, 1], got range [{pixels.min():g}, "
+                     f"{pixels.max():g}]" + ("; divide 0-255 images by 255." if
+                                             pixels.max() > 1.5 else "."))
   if preprocessing is None:
     if mean is None or std is None:
       mean, std = channel_stats(pixels)

@@ -76,9 +76,15 @@ class _Stage:
   def load(self, recompute: bool) -> Any | None:
     if not os.path.exists(self.marker):
       return None
-    with open(self.marker) as f:
-      stored = json.load(f)
-    if stored["fingerprint"] != self.fingerprint:
+    try:
+      with open(self.marker) as f:
+        stored = json.load(f)
+      stored_fingerprint = stored["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+      raise ckpt.CorruptArtefactError(
+          f"{self.marker} cannot be read ({type(err).__name__}); the stage is damaged. Rerun "
+          "with --recompute (recompute=True) to discard the study's stages.") from err
+    if stored_fingerprint != self.fingerprint:
       if recompute:
         os.remove(self.marker)
         return None
@@ -117,6 +123,7 @@ def run_recipe(stage_dir: str, key: jax.Array, pool: Dataset, test_set: Dataset,
   each run was given; None for `real`, which trains on the pool under ``keep``)}."""
   keep = np.asarray(keep, bool)
   check_pool(recipe, pool, keep)
+  pool.check_compatible(test_set)
   num_runs = keep.shape[0]
   base = recipe_fingerprint(recipe, pool, keep, key, cfg)
   root = os.path.join(os.path.abspath(stage_dir), recipe.name)

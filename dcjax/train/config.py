@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+
+from dcjax import checks
 
 STRATEGIES = ("auto", "loop", "scan")
 
@@ -38,12 +41,12 @@ class TrainConfig:
   models_per_chunk: int = 16
 
   def __post_init__(self):
-    for name in ("epochs", "batch_size", "models_per_chunk"):
-      value = getattr(self, name)
-      if not isinstance(value, int) or value < 1:
-        raise ValueError(f"TrainConfig.{name} must be a positive int, got {value!r}.")
-    if self.lr <= 0:
-      raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr!r}.")
+    checks.positive_ints(self, "epochs", "batch_size", "models_per_chunk")
+    checks.positive_finite(self, "lr")
+    checks.in_unit_interval(self, "momentum")
+    if not math.isfinite(self.weight_decay) or self.weight_decay < 0:
+      raise ValueError(f"TrainConfig.weight_decay must be a finite number >= 0, got "
+                       f"{self.weight_decay!r}.")
     if self.strategy not in STRATEGIES:
       raise ValueError(f"TrainConfig.strategy must be one of {STRATEGIES}, got "
                        f"{self.strategy!r}.")
