@@ -74,6 +74,7 @@ def _run(cmd: list[str], kill_after: float | None = None, env=None) -> tuple[int
   """Runs cmd; SIGKILLs its process group after ``kill_after`` s. (returncode, output, s)."""
   start = time.time()
   with tempfile.TemporaryFile("w+") as log:
+    env = {**(env or os.environ), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True, env=env)
     try:
@@ -94,10 +95,9 @@ def _until_complete(cmd: list[str], attempts: int = 5) -> str:
 
 
 def _stage(output: str) -> str:
-  """The stage running when the output stopped (the last progress line)."""
-  marks = re.findall(r"\[\d+/\d+\] \S+|^\S+ on \S+ \(ipc.*$|^\S+: \S+ [\d.]+ \+-.*$", output,
-                     re.M)
-  return marks[-1][:60] if marks else "start-up (imports, data)"
+  """What the run was doing when it was killed: its last line of output (progress bars too)."""
+  lines = [line.strip() for line in re.split(r"[\r\n]", output) if line.strip()]
+  return lines[-1][:80] if lines else "start-up (imports, data)"
 
 
 def _strip(obj):
@@ -138,13 +138,15 @@ def soak(target: str, trials: int, seed: int, workdir: str, log) -> dict:
     at = float(rng.uniform(0.0, wall))
     code, output, _ = _run(_command(target, out), kill_after=at)
     killed = code == -signal.SIGKILL
+    left = len(_strays(out)) if os.path.isdir(out) else 0
     _until_complete(_command(target, out))
     same = _results(out) == reference
     strays = _strays(out)
     result["identical"] += int(same)
     result["stray_files"] += len(strays)
     result["kill_points"].append({"seconds": round(at, 1), "killed": killed,
-                                  "stage": _stage(output) if killed else "(finished first)"})
+                                  "stage": _stage(output) if killed else "(finished first)",
+                                  "temporaries_left_by_the_kill": left})
     if not same or strays:
       result["mismatches"].append({"trial": t, "identical": same, "stray": strays})
     log(f"{target}: trial {t + 1}/{trials} killed at {at:.0f} s "
@@ -155,10 +157,12 @@ def soak(target: str, trials: int, seed: int, workdir: str, log) -> dict:
            "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     module, *flags = TARGETS[target]
     code, _, _ = _run([sys.executable, "-c", _DRIVER, module, *flags, "--out", out], env=env)
+    left = _strays(out)
     _until_complete(_command(target, out))
     same, strays = _results(out) == reference, _strays(out)
     result["targeted"].append({"kill": f"before the rename that finalises {point} write #{nth}",
                                "killed": code == -signal.SIGKILL, "identical": same,
+                               "temporaries_left_by_the_kill": left,
                                "stray_files": len(strays)})
     log(f"{target}: targeted kill ({point} #{nth}): killed {code == -signal.SIGKILL}, "
         f"identical {same}, strays {len(strays)}")

@@ -42,18 +42,32 @@ class CorruptArtefactError(RuntimeRefusal):
   """A stored artefact cannot be read back."""
 
 
+RECOMPUTE_HINT = "Rerun with --recompute (recompute=True) to discard it and start over."
+
+
+def read_json(path: str, what: str, keys: tuple[str, ...] = (),
+              remedy: str = RECOMPUTE_HINT) -> Any:
+  """The JSON at ``path`` (a dict holding ``keys``); anything unreadable raises
+  CorruptArtefactError naming the file, ``what`` it is and the remedy."""
+  try:
+    with open(path) as f:
+      stored = json.load(f)
+    missing = [k for k in keys if k not in stored]
+  except (OSError, ValueError, TypeError) as err:
+    raise CorruptArtefactError(f"{path} cannot be read ({type(err).__name__}: {err}); {what} "
+                               f"is damaged. {remedy}") from err
+  if missing:
+    raise CorruptArtefactError(f"{path} lacks {missing}; {what} is damaged. {remedy}")
+  return stored
+
+
 def read_marker(directory: str) -> dict | None:
   """The marker's content, or None when ``directory`` holds no dcjax marker."""
   path = os.path.join(directory, MARKER)
   if not os.path.isfile(path):
     return None
-  try:
-    with open(path) as f:
-      stored = json.load(f)
-  except (OSError, ValueError) as err:
-    raise CorruptArtefactError(
-        f"{path} cannot be read ({type(err).__name__}: {err}); the directory's marker is "
-        "damaged. Use another --out, or delete the directory yourself.") from err
+  stored = read_json(path, "the directory's marker", remedy="Use another --out, or delete the "
+                     "directory yourself.")
   if not isinstance(stored, dict) or "dcjax" not in stored or "fingerprint" not in stored:
     return None
   return stored

@@ -64,11 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--preset", default="default", choices=list(PRESETS),
                  help="named configuration (default: %(default)s)")
   p.add_argument("--out", default=None,
-                 help="output directory (default: runs/audit/<preset>); must be empty or hold "
-                 "the same study")
+                 help="output directory (default: runs/audit/<preset>); new, empty or holding "
+                 "the same study (a directory that dcjax did not write is refused)")
   p.add_argument("--data-dir", default=None, help="tfds data_dir (default: tfds's)")
   p.add_argument("--recompute", action="store_true",
-                 help="discard what --out holds and start over")
+                 help="discard what dcjax wrote in --out (stages, results, report, figures) "
+                 "and start over; other files there are kept")
   p.add_argument("--quiet", action="store_true", help="no progress bars")
   cli.add_config_flags(p, AuditConfig, docs=_HELP, preset_defaults=True)
   return p

@@ -9,13 +9,29 @@ reruns of the same program, closed forms.
 """
 
 import os
+import shutil
+import tempfile
 
 # Keep the test run deterministic and single-host; must be set before jax initialises.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+# One XLA compilation cache for this pytest run, shared by the pytest-xdist workers (they inherit
+# the controller's environment): many tests build the same programs, and compiling dominates a
+# tiny test on CPU. A fresh directory per run, so the suite's time is that of a fresh clone.
+if "DCJAX_TEST_JAX_CACHE" not in os.environ:
+  os.environ["DCJAX_TEST_JAX_CACHE"] = tempfile.mkdtemp(prefix="dcjax-test-xla-cache-")
+  os.environ["DCJAX_TEST_JAX_CACHE_OWNER"] = str(os.getpid())
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.environ["DCJAX_TEST_JAX_CACHE"])
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
 import pytest  # noqa: E402
 
 from dcjax.data import load_dataset  # noqa: E402
+
+
+def pytest_sessionfinish(session):
+  del session
+  if os.environ.get("DCJAX_TEST_JAX_CACHE_OWNER") == str(os.getpid()):
+    shutil.rmtree(os.environ["DCJAX_TEST_JAX_CACHE"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -229,3 +229,43 @@ def test_an_interrupted_audit_resumes_mid_recipe_and_ends_with_the_same_results(
       assert json.loads(json.dumps(resumed["recipes"][name][part])) == json.loads(
           json.dumps(results["recipes"][name][part])), (name, part)
   assert os.path.exists(os.path.join(killed, "report.md"))
+
+
+def _saved_arrays(out):
+  """Every array of every Orbax stage under out/stages: {relative path/leaf: bytes}."""
+  from dcjax.checkpoint import load_tree  # pylint: disable=import-outside-toplevel
+  import jax  # pylint: disable=import-outside-toplevel
+  arrays = {}
+  for root, dirs, _ in os.walk(os.path.join(out, "stages")):
+    if "tree" in dirs:
+      tree = load_tree(os.path.join(root, "tree"))
+      for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        leaf = np.asarray(leaf)
+        arrays[os.path.relpath(root, out) + jax.tree_util.keystr(path)] = (
+            leaf.dtype.str, leaf.shape, leaf.tobytes())
+  return arrays
+
+
+def test_same_seed_saves_bit_identical_arrays_and_another_seed_does_not(tmp_path):
+  cfg = dataclasses.replace(TINY, recipes="random_subset,dm:real", attacks="loss",
+                            primary_attack="loss")
+  runs = {name: run_audit(c, str(tmp_path / name), progress=False, log=lambda *_: None)
+          for name, c in (("a", cfg), ("b", cfg), ("other_seed", dataclasses.replace(cfg,
+                                                                                   seed=1)))}
+  a, b, other = (_saved_arrays(str(tmp_path / n)) for n in ("a", "b", "other_seed"))
+  # trainsets (2 recipes x 4 runs), params and logits of both recipes
+  assert len({k.split("[")[0] for k in a}) == 2 * 4 + 2 * 2
+  assert a.keys() == b.keys() and all(a[k] == b[k] for k in a)
+  assert a.keys() == other.keys()
+  changed = [k for k in a if a[k] != other[k]]
+  assert len(changed) > 0.9 * len(a), sorted(set(a) - set(changed))
+  assert _without_timings(runs["a"]) == _without_timings(runs["b"])
+
+
+def _without_timings(obj):
+  if isinstance(obj, dict):
+    return {k: _without_timings(v) for k, v in obj.items()
+            if k not in ("seconds", "wall_seconds", "stage_seconds")}
+  if isinstance(obj, list):
+    return [_without_timings(v) for v in obj]
+  return obj

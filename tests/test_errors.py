@@ -127,6 +127,10 @@ def _listing(path):
 
 DIRECTORY_CASES = [
     Case("out-foreign", ("train", "--epochs", "1"), 1, "is not a dcjax directory"),
+    Case("out-foreign-condense", ("condense", "--iterations", "1"), 1,
+         "is not a dcjax directory"),
+    Case("out-foreign-mia", ("mia", "--runs", "4", "--recompute"), 1,
+         "is not a dcjax directory"),
     Case("out-foreign-recompute", ("audit", "--preset", "quick", "--recompute"), 1,
          "is not a dcjax directory.*mythesis"),
 ]
@@ -138,6 +142,17 @@ def test_a_directory_of_someone_else_is_never_touched(case, foreign_dir, capsys)
   assert _run_cli((*case.argv, "--out", "OUT"), foreign_dir) == case.code
   _one_line(capsys, case.message)
   assert _listing(foreign_dir) == before == ["mythesis/chapter1.tex"]
+
+
+def test_condense_checkpoint_dir_of_someone_else_is_refused(foreign_dir):
+  from dcjax.condense import DMConfig, condense  # pylint: disable=import-outside-toplevel
+  from dcjax.workdir import ForeignDirectoryError  # pylint: disable=import-outside-toplevel
+  pool, _ = load_dataset("synthetic", num_classes=3, train_per_class=4, test_per_class=1,
+                         image_shape=(8, 8, 1))
+  with pytest.raises(ForeignDirectoryError, match="mythesis"):
+    condense(__import__("jax").random.key(0), pool, "dm", 1, config=DMConfig(
+        iterations=1, batch_real=2, net="MLP"), checkpoint_dir=foreign_dir)
+  assert _listing(foreign_dir) == ["mythesis/chapter1.tex"]
 
 
 def test_recompute_refuses_root_home_and_working_directory(capsys, monkeypatch, tmp_path):

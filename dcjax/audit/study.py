@@ -13,7 +13,6 @@ Layout of the output directory (bound to the config: another study is refused):
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 
@@ -306,16 +305,8 @@ def _summary_key(cfg: AuditConfig) -> dict:
 def _load_summary(path: str, cfg: AuditConfig) -> dict | None:
   if not os.path.exists(path):
     return None
-  try:
-    with open(path) as f:
-      stored = json.load(f)
-    if stored.get("config") != _summary_key(cfg):
-      return None
-    return stored["summary"]
-  except (OSError, ValueError, AttributeError, KeyError) as err:
-    raise ckpt.CorruptArtefactError(
-        f"{path} cannot be read ({type(err).__name__}); the recipe's summary is damaged. Rerun "
-        "with --recompute to discard the study's stages.") from err
+  stored = workdir.read_json(path, "the recipe's summary", keys=("config", "summary"))
+  return stored["summary"] if stored["config"] == _summary_key(cfg) else None
 
 
 def _accuracy_points(results: dict, attack: str) -> list[dict]:

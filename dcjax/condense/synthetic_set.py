@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -10,7 +9,7 @@ import flax.struct
 import jax
 import numpy as np
 
-from dcjax import checkpoint, io
+from dcjax import checkpoint, io, workdir
 from dcjax.data.dataset import Dataset
 from dcjax.data.preprocessing import Preprocessing
 
@@ -80,14 +79,9 @@ def load_synthetic_set(path: str) -> SyntheticSet:
   if not os.path.exists(meta_path):
     raise FileNotFoundError(f"{path} holds no complete synthetic set (no metadata.json); it "
                             "may be missing or half-written.")
-  try:
-    with open(meta_path) as f:
-      meta = json.load(f)
-    pre = meta["preprocessing"]
-  except (OSError, ValueError, KeyError, TypeError) as err:
-    raise checkpoint.CorruptArtefactError(
-        f"{meta_path} cannot be read ({type(err).__name__}: {err}); the synthetic set is "
-        "damaged. Rerun with --recompute to discard it.") from err
+  meta = workdir.read_json(meta_path, "the synthetic set", keys=(
+      "preprocessing", "num_classes", "ipc", "method", "init", "config", "seed", "source"))
+  pre = meta["preprocessing"]
   arrays = checkpoint.load_tree(os.path.join(path, "arrays"))
   preprocessing = Preprocessing(mean=tuple(pre["mean"]), std=tuple(pre["std"]),
                                 zca=arrays.get("zca"), zca_inverse=arrays.get("zca_inverse"))

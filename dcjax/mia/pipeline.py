@@ -16,7 +16,6 @@ block masks so that the shapes stay static.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any
 
@@ -26,6 +25,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dcjax import checkpoint as ckpt
+from dcjax import workdir
 from dcjax.augment import translate
 from dcjax.data.dataset import Dataset
 from dcjax.io import code_version, write_json_atomic
@@ -76,15 +76,8 @@ class _Stage:
   def load(self, recompute: bool) -> Any | None:
     if not os.path.exists(self.marker):
       return None
-    try:
-      with open(self.marker) as f:
-        stored = json.load(f)
-      stored_fingerprint = stored["fingerprint"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-      raise ckpt.CorruptArtefactError(
-          f"{self.marker} cannot be read ({type(err).__name__}); the stage is damaged. Rerun "
-          "with --recompute (recompute=True) to discard the study's stages.") from err
-    if stored_fingerprint != self.fingerprint:
+    stored = workdir.read_json(self.marker, "the stage", keys=("fingerprint",))
+    if stored["fingerprint"] != self.fingerprint:
       if recompute:
         os.remove(self.marker)
         return None
