@@ -103,3 +103,19 @@ def run_main(main, argv: list[str], prog: str = "dcjax",
                  "the traceback)")
     sys.stderr.write(f"{prog}: error: {message}\n")
     raise SystemExit(exit_code(err)) from None
+
+
+def entry_point(main, prog: str) -> None:
+  """``python -m experiments.NAME``: ``run_main`` on the command line. After a refusal the
+  process ends at once (``os._exit``), so that background threads (Orbax's event loop after a
+  failed restore) cannot print a traceback during interpreter teardown."""
+  try:
+    run_main(main, sys.argv[1:], prog=prog)
+  except SystemExit as stop:
+    code = stop.code if isinstance(stop.code, int) else 1
+    if code:
+      sys.stdout.flush()
+      sys.stderr.flush()
+      os._exit(code)  # pylint: disable=protected-access
+    raise
+

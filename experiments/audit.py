@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import sys
 
 from dcjax import cli
 from dcjax.audit import PRESETS, RECIPE_TOKENS, AuditConfig, get_preset, run_audit
@@ -86,4 +85,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-  cli.run_main(main, sys.argv[1:], prog="experiments.audit")
+  cli.entry_point(main, prog="experiments.audit")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import sys
 import time
 
 import jax
@@ -153,4 +152,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-  cli.run_main(main, sys.argv[1:], prog="experiments.condense")
+  cli.entry_point(main, prog="experiments.condense")

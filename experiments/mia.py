@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import sys
 import time
 
 import jax
@@ -147,4 +146,4 @@ def _print_recipe(name: str, r: dict) -> None:
 
 
 if __name__ == "__main__":
-  cli.run_main(main, sys.argv[1:], prog="experiments.mia")
+  cli.entry_point(main, prog="experiments.mia")

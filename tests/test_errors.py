@@ -361,3 +361,15 @@ def test_readme_error_table_lists_every_case_with_its_message():
     assert exit_cell == str(case.code), (case_id, exit_cell)
     message = rows[case_id][3].replace("`", "")
     assert re.search(case.message, message), (case_id, case.message, message)
+
+
+def test_a_damaged_artefact_ends_the_real_process_in_one_line(condensed, tmp_path):
+  """After a failed Orbax restore no background thread may print during teardown."""
+  out, flags = condensed
+  out = _copy(out, tmp_path / "c")
+  _truncate_largest(os.path.join(out, "synset", "arrays"))
+  proc = subprocess.run([sys.executable, "-m", "experiments.condense", *flags, "--out", out],
+                        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+  lines = [line for line in proc.stderr.splitlines() if line.strip()]
+  assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+  assert "synset/arrays cannot be read back" in lines[0]

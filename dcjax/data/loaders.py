@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -101,6 +102,9 @@ def _tfds_pixels(name: str, split: str, data_dir: str | None):
 
   tfds_name = TFDS_NAMES[name]
   data_dir = data_dir or os.environ.get("TFDS_DATA_DIR")
+  absl_logger = logging.getLogger("absl")  # tfds warns about a missing dataset_info.json
+  level = absl_logger.level
+  absl_logger.setLevel(logging.ERROR)
   try:
     source = tfds.data_source(tfds_name, split=split, data_dir=data_dir, download=False)
   except Exception as err:  # tfds raises several types for "not prepared / wrong format"
@@ -112,6 +116,8 @@ def _tfds_pixels(name: str, split: str, data_dir: str | None):
         f"network access:\n  tfds build {tfds_name} --file_format=array_record"
         + (f" --data_dir={data_dir}" if data_dir else "") +
         "\nthen pass --data_dir (or set TFDS_DATA_DIR) to that directory.") from err
+  finally:
+    absl_logger.setLevel(level)
   images, labels = [], []
   for example in source:
     if name == "celeba":
