@@ -42,8 +42,9 @@ TARGETS = {
     "condense": ["experiments.condense", "--method", "dm", "--ipc", "5", "--iterations", "60",
                  "--checkpoint-every", "10", "--eval-models", "2", "--eval-epochs", "30"],
 }
+# timings, and provenance that is not a result (the code version names the git commit)
 TIMING_KEYS = {"seconds", "wall_seconds", "stage_seconds", "resumed_recipes", "machine",
-               "condense_seconds", "eval_seconds"}
+               "condense_seconds", "eval_seconds", "code_version"}
 # A driver that SIGKILLs its own process at the n-th matching rename: a kill at a known point
 # inside a write, which a timer rarely hits.
 _DRIVER = """
@@ -108,6 +109,16 @@ def _strip(obj):
   return obj
 
 
+def _differences(a, b, path="") -> list[str]:
+  """Paths (e.g. /recipes/real/attacks/loss/...) whose values differ between a and b."""
+  if isinstance(a, dict) and isinstance(b, dict):
+    return [d for k in sorted(set(a) | set(b)) for d in _differences(a.get(k), b.get(k),
+                                                                      f"{path}/{k}")]
+  if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+    return [d for i, (x, y) in enumerate(zip(a, b)) for d in _differences(x, y, f"{path}[{i}]")]
+  return [] if a == b else [path]
+
+
 def _results(out: str) -> dict:
   with open(os.path.join(out, "results.json")) as f:
     return _strip(json.load(f))
@@ -148,7 +159,8 @@ def soak(target: str, trials: int, seed: int, workdir: str, log) -> dict:
                                   "stage": _stage(output) if killed else "(finished first)",
                                   "temporaries_left_by_the_kill": left})
     if not same or strays:
-      result["mismatches"].append({"trial": t, "identical": same, "stray": strays})
+      result["mismatches"].append({"trial": t, "stray": strays,
+                                   "differing": _differences(_results(out), reference)[:10]})
     log(f"{target}: trial {t + 1}/{trials} killed at {at:.0f} s "
         f"({result['kill_points'][-1]['stage']}): identical {same}, strays {len(strays)}")
   for point, nth in (("orbax", 2), ("atomic", 3)):

@@ -213,3 +213,67 @@ def test_evaluate_reports_final_accuracy_of_each_network(pool):
   # 9 training images: the ConvNet's accuracy swings 0.4-1.0 with the key (measured), the MLP's
   # stays at 0.92-1.0; chance is 1/3
   assert out["MLP"]["mean"] > 0.75
+
+
+# ----------------------------------------------------------------------------- vectorised classes
+
+
+def test_siamese_dsa_vmapped_over_classes_equals_the_per_class_loop():
+  """One DSA call on (C, B, ...) with key fold_in(key, c) per class gives, bit for bit up to
+  float rounding, what the reference's loop over classes gives; every op is drawn by some class."""
+  from dcjax.augment import dsa  # pylint: disable=import-outside-toplevel
+  from dcjax.condense import common  # pylint: disable=import-outside-toplevel
+  strategy = "color_crop_cutout_flip_scale_rotate"
+  classes = 24
+  x = jax.random.normal(jax.random.key(0), (classes, 3, 8, 8, 3))
+  keys = common.class_keys(jax.random.key(1), classes)
+  drawn = {int(jax.random.randint(jax.random.split(k)[0], (), 0, 6)) for k in keys}
+  assert drawn == set(range(6))  # dsa's own draw of the op: every op is exercised
+  vectorised = jax.jit(lambda k, z: common.siamese_dsa(k, z, strategy))(keys, x)
+  one_class = jax.jit(lambda k, z: dsa(k, z, strategy))  # compiled once, called per class
+  looped = jnp.stack([one_class(jax.random.fold_in(jax.random.key(1), c), x[c])
+                      for c in range(classes)])
+  np.testing.assert_allclose(vectorised, looped, atol=1e-5)
+
+
+def _per_class_reference_losses(net, variables, images, real):
+  """The reference's loop over classes, written out plainly (no augmentation): DM's squared
+  distance of mean embeddings and DC's gradient-matching distance, summed over classes."""
+  import optax  # pylint: disable=import-outside-toplevel
+  num_classes = real.shape[0]
+  syn = images.reshape(num_classes, -1, *images.shape[1:])
+  embed = lambda x: net.apply(variables, x, method="embed")
+  ce = lambda p, x, c: optax.softmax_cross_entropy_with_integer_labels(
+      net.apply({**variables, "params": p}, x), jnp.full(x.shape[0], c)).mean()
+  dm_total, dc_total = 0.0, 0.0
+  for c in range(num_classes):
+    dm_total += jnp.sum((embed(real[c]).mean(0) - embed(syn[c]).mean(0)) ** 2)
+    dc_total += match_distance(jax.grad(ce)(variables["params"], real[c], c),
+                               jax.grad(ce)(variables["params"], syn[c], c))
+  return dm_total, dc_total
+
+
+def test_class_vectorised_losses_equal_the_per_class_loop(pool):
+  """DM embeds all classes in one batch and DC/DSA vmap the per-class gradients (one compiled
+  class-shaped program); values and image gradients are those of the loop over classes."""
+  from dcjax.condense import dm as dm_lib  # pylint: disable=import-outside-toplevel
+  from dcjax.nets import get_net  # pylint: disable=import-outside-toplevel
+  net = get_net("ConvNetW32", 3, init_scheme="torch")
+  keys = jax.random.split(jax.random.key(0), 3)
+  images = jax.random.normal(keys[0], (3 * 2, 8, 8, 1))
+  real = jnp.asarray(pool.images).reshape(3, 10, 8, 8, 1)[:, :6]
+  variables = net.init(keys[1], images[:1])
+  dm_cfg = dataclasses.replace(TINY_DM, dsa_strategy=None, real_chunk=None)
+  dc_cfg = dataclasses.replace(TINY_DC, dsa_strategy=None, real_chunk=None)
+  reference = jax.jit(lambda s: _per_class_reference_losses(net, variables, s, real))
+  dm_ref, dc_ref = reference(images)
+  dm_val, dm_grad = jax.jit(jax.value_and_grad(lambda s: dm_lib.dm_loss(
+      net, dm_cfg, s, variables, real, keys[2])))(images)
+  dc_val, dc_grad = jax.jit(jax.value_and_grad(lambda s: dc.matching_loss(
+      net, dc_cfg, s, variables, real, keys[2])))(images)
+  np.testing.assert_allclose(dm_val, dm_ref, rtol=1e-4)
+  np.testing.assert_allclose(dc_val, dc_ref, rtol=1e-4)
+  dm_ref_grad = jax.jit(jax.grad(lambda s: reference(s)[0]))(images)
+  dc_ref_grad = jax.jit(jax.grad(lambda s: reference(s)[1]))(images)
+  np.testing.assert_allclose(dm_grad, dm_ref_grad, rtol=1e-3, atol=1e-5)
+  np.testing.assert_allclose(dc_grad, dc_ref_grad, rtol=1e-3, atol=1e-5)
