@@ -258,7 +258,7 @@ def test_class_vectorised_losses_equal_the_per_class_loop(pool):
   class-shaped program); values and image gradients are those of the loop over classes."""
   from dcjax.condense import dm as dm_lib  # pylint: disable=import-outside-toplevel
   from dcjax.nets import get_net  # pylint: disable=import-outside-toplevel
-  net = get_net("ConvNetW32", 3, init_scheme="torch")
+  net = get_net("ConvNetD1", 3, width=16, init_scheme="torch")  # small: 2nd-order compiles
   keys = jax.random.split(jax.random.key(0), 3)
   images = jax.random.normal(keys[0], (3 * 2, 8, 8, 1))
   real = jnp.asarray(pool.images).reshape(3, 10, 8, 8, 1)[:, :6]

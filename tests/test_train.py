@@ -21,7 +21,7 @@ def _max_diff(a, b):
   return max(jax.tree.leaves(jax.tree.map(lambda x, y: float(jnp.abs(x - y).max()), a, b)))
 
 
-@pytest.mark.parametrize("augment", [None, "color_crop_cutout_flip_scale_rotate"])
+@pytest.mark.parametrize("augment", [None, "crop_scale"])  # a discrete and a resampling op
 def test_loop_and_scan_strategies_give_the_same_parameters(tiny_rgb, augment):
   train_set, _ = tiny_rgb
   keys = jax.random.split(jax.random.key(0), 2)  # one vmapped chunk: one scan compilation
