@@ -83,11 +83,15 @@ def load_tree(path: str, template: Any | None = None) -> Any:
   """Restores the pytree saved at ``path``; a missing or damaged tree raises
   CorruptArtefactError naming ``path``."""
   path = os.path.abspath(path)
+  ckptr = ocp.StandardCheckpointer()
   try:
-    with ocp.StandardCheckpointer() as ckptr:
-      return ckptr.restore(path, template)
+    tree = ckptr.restore(path, template)
   except Exception as err:  # orbax raises several types for missing or damaged files
+    # Not closed on failure: closing stops Orbax's event loop while reads of the damaged
+    # file are still pending, and their callbacks then print tracebacks from a thread.
     raise CorruptArtefactError(
         f"{path} cannot be read back ({type(err).__name__}: {str(err)[:200]}). It is corrupt "
         "or truncated; rerun with --recompute (recompute=True) to discard it and start "
         "over.") from err
+  ckptr.close()
+  return tree

@@ -107,8 +107,8 @@ def run_main(main, argv: list[str], prog: str = "dcjax",
 
 def entry_point(main, prog: str) -> None:
   """``python -m experiments.NAME``: ``run_main`` on the command line. After a refusal the
-  process ends at once (``os._exit``), so that background threads (Orbax's event loop after a
-  failed restore) cannot print a traceback during interpreter teardown."""
+  process ends at once (``os._exit``), so that nothing prints after its one line: no library's
+  background thread can add to stderr during interpreter teardown."""
   try:
     run_main(main, sys.argv[1:], prog=prog)
   except SystemExit as stop:
