@@ -1,0 +1,62 @@
+"""Golden metrics: the numbers an audit reports, stored before a refactor, compared after it.
+
+``metrics_view`` keeps every number of results.json that the computation determines (accuracies,
+every attack and stratum, the released-set analysis, the comparison, the theory) and drops what
+depends on the machine or the clock (seconds, code version, figures' file names, the ROC grid,
+which is a resampling of the curves whose metrics are kept).
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+
+import jax
+
+RECIPE_KEYS = ("kind", "test_accuracy", "attacks", "released_set", "training_set_size",
+               "has_init_images")
+
+
+def metrics_view(results: dict) -> dict:
+  return {"recipes": {name: {k: r[k] for k in RECIPE_KEYS}
+                      for name, r in results["recipes"].items()},
+          "comparison": results["comparison"], "theory": results["theory"],
+          "baseline": results["baseline"], "pool_size": results["pool_size"],
+          "runs": results["runs"]}
+
+
+def machine_identity() -> dict:
+  """What decides the floats of the same program: CPU model, jax version, backend."""
+  model = platform.processor()
+  try:
+    with open("/proc/cpuinfo") as f:
+      model = next((line.split(":", 1)[1].strip() for line in f
+                    if line.startswith("model name")), model)
+  except OSError:
+    pass
+  return {"cpu": model, "jax": jax.__version__, "backend": jax.default_backend()}
+
+
+def differences(got, want, path="", rel: float = 0.0, out=None) -> list[str]:
+  """Every leaf where ``got`` and ``want`` differ (floats within ``rel`` relative tolerance
+  count as equal; 0: exact)."""
+  out = [] if out is None else out
+  if isinstance(want, dict):
+    if not isinstance(got, dict) or set(got) != set(want):
+      out.append(f"{path}: keys {sorted(got) if isinstance(got, dict) else got!r} != "
+                 f"{sorted(want)}")
+      return out
+    for k in want:
+      differences(got[k], want[k], f"{path}/{k}", rel, out)
+  elif isinstance(want, list):
+    if not isinstance(got, list) or len(got) != len(want):
+      out.append(f"{path}: {got!r} != {want!r}")
+      return out
+    for i, (g, w) in enumerate(zip(got, want)):
+      differences(g, w, f"{path}[{i}]", rel, out)
+  elif isinstance(want, float) and isinstance(got, (int, float)) and not isinstance(got, bool):
+    if not (got == want or math.isclose(got, want, rel_tol=rel, abs_tol=rel)):
+      out.append(f"{path}: {got!r} != {want!r}")
+  elif got != want:
+    out.append(f"{path}: {got!r} != {want!r}")
+  return out
