@@ -25,9 +25,9 @@ import jax
 import jax.numpy as jnp
 
 from dcjax.audit import PRESETS, recipes, runs_config
-from dcjax.audit.config import DATASET_SIZES
 from dcjax.condense import common, dc, dm
-from dcjax.mia.pipeline import query_views
+from dcjax.data import SPLIT_SIZES
+from dcjax.runs import Condense, query_views
 from dcjax.nets import get_net
 
 def _flops(fn, *args, static=()) -> float:
@@ -71,26 +71,25 @@ def forward_flops(net_name: str, shape, classes: int) -> float:
 
 def preset_cost(name: str) -> dict:
   cfg = PRESETS[name]
-  shape, classes, n_train, n_test = DATASET_SIZES[cfg.dataset]
+  shape, classes, n_train, n_test = SPLIT_SIZES[cfg.dataset]
   pool = cfg.pool_size or n_train
   members = pool // 2
   out = {"preset": name, "dataset": cfg.dataset, "runs": cfg.runs, "pool": pool, "recipes": {}}
   total = 0.0
   for recipe in recipes(cfg, shape):
-    real = recipe.kind == "real"
-    rc = runs_config(cfg, shape, real)
+    rc = runs_config(cfg, shape, recipe)
     fwd = forward_flops(rc.net, shape, classes)
-    size = members if real else cfg.ipc * classes
+    size = members if recipe.trains_on_pool else cfg.ipc * classes
     train = 3 * fwd * size * rc.train.epochs * cfg.runs
     query = fwd * (pool * len(query_views(cfg.dataset)) + n_test) * cfg.runs
     cond = 0.0
-    if recipe.kind == "condense":
-      mc = recipe.method_config
+    if isinstance(recipe, Condense):
+      mc = recipe.config
       batch = min(mc.batch_real, members // classes)
       per_it = condense_flops(recipe.method, mc, shape, classes, cfg.ipc, batch)
       cond = per_it * mc.iterations * cfg.runs
     flops = {"condense": cond, "train": train, "query": query}
-    out["recipes"][recipe.name] = {k: v / 1e12 for k, v in flops.items()}
+    out["recipes"][str(recipe)] = {k: v / 1e12 for k, v in flops.items()}
     total += sum(flops.values())
   out["total_tflop"] = total / 1e12
   out["estimated_hours_at"] = {f"{r} TFLOP/s": total / (r * 1e12) / 3600

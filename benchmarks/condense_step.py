@@ -27,7 +27,7 @@ import jax.numpy as jnp
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dcjax import io  # noqa: E402
-from dcjax.condense import common, dc, get_method  # noqa: E402
+from dcjax.condense import common, dc, get_condenser  # noqa: E402
 from dcjax.data import load_dataset  # noqa: E402
 from dcjax.nets import get_net  # noqa: E402
 
@@ -60,7 +60,7 @@ def main(argv=None) -> dict:
 
   pool, _ = load_dataset("synthetic", num_classes=NUM_CLASSES, train_per_class=PER_CLASS,
                          test_per_class=1, image_shape=SHAPE, seed=0)
-  spec = get_method(args.method)
+  spec = get_condenser(args.method)
   cfg = spec.preset(args.ipc)
   if args.batch_real is not None:
     cfg = dataclasses.replace(cfg, batch_real=args.batch_real)

@@ -28,11 +28,11 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dcjax import io  # noqa: E402
-from dcjax.condense import get_method  # noqa: E402
+from dcjax.condense import get_condenser  # noqa: E402
 from dcjax.data import load_dataset  # noqa: E402
-from dcjax.mia import RunsConfig, balanced_keep_masks, parse_recipe, run_recipe  # noqa: E402
-from dcjax.mia.pipeline import apply_view, query_views, run_keys  # noqa: E402
-from dcjax.mia.recipes import build_training_set  # noqa: E402
+from dcjax.mia import balanced_keep_masks  # noqa: E402
+from dcjax.runs import (Condense, Real, RunsConfig, apply_view, query_views,  # noqa: E402
+                        run_keys, run_recipe)
 from dcjax.nets import default_net, get_net  # noqa: E402
 from dcjax.train import TrainConfig, predict, train  # noqa: E402
 
@@ -43,12 +43,12 @@ def plain_loop(pool, test, keep, recipe, cfg, key) -> float:
   start = time.perf_counter()
   keys = run_keys(key, keep.shape[0])
   for r in range(keep.shape[0]):
-    item = build_training_set(jax.random.fold_in(keys[r], 0), pool, keep[r], recipe)
-    if recipe.kind == "real":
+    item = recipe.build_training_set(jax.random.fold_in(keys[r], 0), pool, keep[r])
+    if recipe.trains_on_pool:
       idx = np.flatnonzero(keep[r])
       x, y = np.asarray(pool.images)[idx], np.asarray(pool.labels)[idx]
     else:
-      x, y = item["images"], item["labels"]
+      x, y = item.images, item.labels
     params = train(jax.random.fold_in(keys[r], 1), net, x, y, cfg.train)
     for v in views:
       jax.block_until_ready(predict(net, params, apply_view(jnp.asarray(pool.images), v)))
@@ -75,11 +75,9 @@ def main(argv=None) -> dict:
   net_name = default_net(pool.image_shape)  # what experiments.mia uses for this data
   cfg = RunsConfig(net=net_name, train=TrainConfig(epochs=args.epochs))
   keep = balanced_keep_masks(jax.random.key(0), args.runs, len(pool))
-  dm_cfg = dataclasses.replace(get_method("dm").preset(10), iterations=args.cond_iterations,
+  dm_cfg = dataclasses.replace(get_condenser("dm").preset(10), iterations=args.cond_iterations,
                                net=net_name)
-  recipes = {"real": parse_recipe("real"),
-             "condense(dm,10,real)": dataclasses.replace(parse_recipe("condense(dm,10,real)"),
-                                                         method_config=dm_cfg)}
+  recipes = {"real": Real(), "condense(dm,10,real)": Condense("dm", 10, "real", dm_cfg)}
   result = {"backend": jax.default_backend(), "runs": args.runs, "dataset": "digits",
             "pool_size": len(pool), "epochs": args.epochs,
             "dm_iterations": args.cond_iterations, "net": cfg.net, "recipes": {}}

@@ -22,6 +22,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from dcjax.data.facts import is_digit_like
+
 DEFAULT_STRATEGY = "color_crop_cutout_flip_scale_rotate"
 DIGIT_STRATEGY = "color_crop_cutout_scale_rotate"  # digits are not mirror-symmetric
 OPS = ("color", "crop", "cutout", "flip", "scale", "rotate")
@@ -29,7 +31,7 @@ OPS = ("color", "crop", "cutout", "flip", "scale", "rotate")
 
 def strategy_for(dataset_name: str) -> str:
   """The reference DSA strategy of a dataset: no flip for digit datasets."""
-  return DIGIT_STRATEGY if dataset_name in ("mnist", "svhn", "digits") else DEFAULT_STRATEGY
+  return DIGIT_STRATEGY if is_digit_like(dataset_name) else DEFAULT_STRATEGY
 
 
 @dataclasses.dataclass(frozen=True)

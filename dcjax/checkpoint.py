@@ -1,23 +1,34 @@
-"""Orbax checkpoints that refuse to mix runs: each directory is bound to one config fingerprint.
+"""The one stage mechanism: artefacts bound to the fingerprint of what produced them.
 
-Layout of a checkpoint directory:
+A **stage** (``Stage``) is one artefact in a directory: optional arrays (an Orbax tree) plus a
+JSON marker holding its fingerprint, its code version and an optional JSON payload, written
+last and atomically. A stage exists when its marker does; ``load`` returns it when the
+fingerprint matches and refuses (or, for derived artefacts, discards) it when it does not. Every
+artefact of dcjax goes through it: run stages, synthetic sets, the audit's recipe summaries.
+
+A **step checkpoint directory** (``bind_directory`` + ``StepCheckpointer``) holds the steps of
+one long computation (a condensation), bound to its fingerprint by ``dcjax.workdir.claim``:
     fingerprint.json   dcjax's marker with the config, seed and data identity of the run
     steps/<step>/      Orbax pytree checkpoints (Orbax finalises each one atomically)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
+import shutil
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from dcjax import workdir
-from dcjax.io import canonical  # noqa: F401  (re-exported: fingerprints compare in JSON form)
-from dcjax.workdir import ConfigMismatchError, CorruptArtefactError  # noqa: F401
+from dcjax import io, workdir
+from dcjax.workdir import ConfigMismatchError, CorruptArtefactError
+
+__all__ = ["ConfigMismatchError", "CorruptArtefactError", "Loaded", "Stage", "StepCheckpointer",
+           "array_digest", "bind_directory", "key_digest", "load_tree", "save_tree"]
 
 
 def array_digest(*arrays) -> str:
@@ -95,3 +106,79 @@ def load_tree(path: str, template: Any | None = None) -> Any:
         "over.") from err
   ckptr.close()
   return tree
+
+
+@dataclasses.dataclass(frozen=True)
+class Loaded:
+  """A stage read back: its arrays (None if it has none) and its JSON payload."""
+
+  tree: Any
+  payload: Any
+
+
+class Stage:
+  """One artefact under ``path``: ``path/<tree>`` (Orbax, optional) and ``path/<marker>``.
+
+  fingerprint: what the artefact is a function of (configs, key, data digests); None only to
+  read a stage whatever produced it. The marker is removed before an artefact is replaced and
+  written after it, so a stage killed mid-save does not exist.
+  """
+
+  def __init__(self, path: str, fingerprint: Any = None, marker: str = "stage.json",
+               tree: str | None = "tree"):
+    self.path = os.path.abspath(path)
+    self.fingerprint = None if fingerprint is None else io.canonical(fingerprint)
+    self.marker = os.path.join(self.path, marker)
+    self.tree_path = None if tree is None else os.path.join(self.path, tree)
+
+  def exists(self) -> bool:
+    return os.path.isfile(self.marker)
+
+  def load(self, on_mismatch: str = "refuse") -> Loaded | None:
+    """The stage if it exists and matches; None if it does not exist.
+
+    on_mismatch: "refuse" raises ConfigMismatchError (an artefact of another configuration is
+    never silently replaced); "redo" discards it and returns None (for artefacts derived from
+    other stages, such as summaries).
+    """
+    if on_mismatch not in ("refuse", "redo"):
+      raise ValueError(f"on_mismatch must be 'refuse' or 'redo', got {on_mismatch!r}.")
+    if not self.exists():
+      return None
+    stored = workdir.read_json(self.marker, "the stage's marker",
+                               keys=("fingerprint", "payload", "has_tree"))
+    if self.fingerprint is not None and stored["fingerprint"] != self.fingerprint:
+      if on_mismatch == "redo":
+        self.discard()
+        return None
+      raise ConfigMismatchError(
+          f"{self.path} was computed with another configuration; pass recompute=True "
+          "(--recompute) to redo it, or use another directory.")
+    tree = load_tree(self.tree_path) if stored["has_tree"] else None
+    return Loaded(tree, stored["payload"])
+
+  def save(self, tree: Any = None, payload: Any = None) -> Loaded:
+    """Publishes the artefact: arrays first, then the marker (atomically)."""
+    if tree is not None and self.tree_path is None:
+      raise ValueError(f"The stage {self.marker} holds JSON only, not arrays.")
+    self.discard()
+    if tree is not None:
+      save_tree(self.tree_path, tree)
+    io.write_json_atomic(self.marker, {"fingerprint": self.fingerprint, "payload": payload,
+                                       "has_tree": tree is not None,
+                                       "code_version": io.code_version()})
+    return Loaded(tree, io.canonical(payload))
+
+  def discard(self) -> None:
+    if os.path.exists(self.marker):
+      os.remove(self.marker)
+    if self.tree_path is not None and os.path.isdir(self.tree_path):
+      shutil.rmtree(self.tree_path)
+
+  def load_or_compute(self, compute, recompute: bool = False) -> Any:
+    """The stage's tree if it matches, else ``compute()`` saved as this stage. ``recompute``
+    replaces a stage of another configuration instead of refusing it."""
+    loaded = self.load("redo" if recompute else "refuse")
+    if loaded is not None:
+      return loaded.tree
+    return self.save(compute()).tree

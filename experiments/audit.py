@@ -20,7 +20,9 @@ import dataclasses
 import os
 
 from dcjax import cli
-from dcjax.audit import PRESETS, RECIPE_TOKENS, AuditConfig, get_preset, run_audit
+from dcjax.audit import PRESETS, AuditConfig, get_preset, run_audit
+from dcjax.condense import condenser_names
+from dcjax.runs import recipe_kinds
 
 _HELP = {
     "dataset": "dataset whose training split is the pool",
@@ -28,7 +30,9 @@ _HELP = {
     "runs": "runs per recipe (even); each example is IN for half of them",
     "pool_size": "pool examples drawn from the training split (None: all of it)",
     "seed": "seed of pool, masks, runs and training",
-    "recipes": "comma-separated, from " + ",".join(RECIPE_TOKENS),
+    "recipes": ("comma-separated recipes of kinds " + ", ".join(recipe_kinds()) +
+                ", e.g. condense(dm,init=real) (ipc: --ipc where left out; methods: " +
+                ", ".join(condenser_names()) + ")"),
     "attacks": "comma-separated membership attacks",
     "primary_attack": "attack of the verdict table and the summary figure",
     "net": "network trained in every run (None: ConvNet, ConvNetD2 for 8x8 images)",
@@ -40,6 +44,8 @@ _HELP = {
     "dm_iterations": "DM iterations", "dm_batch_real": "DM real images per class per batch",
     "dsa_iterations": "DSA (and DC) outer iterations", "dsa_outer_loop": "DSA outer loop",
     "dsa_inner_loop": "DSA inner loop", "dsa_batch_real": "DSA real images per class per batch",
+    "dc_iterations": "DC outer iterations", "dc_outer_loop": "DC outer loop",
+    "dc_inner_loop": "DC inner loop", "dc_batch_real": "DC real images per class per batch",
     "ssim_shortlist": "SSIM neighbours searched among this many L2-nearest images",
     "theory_iterations": "iterations of the linear-DM closed-form check",
 }
@@ -56,8 +62,9 @@ def _preset_table() -> str:
   return "\n".join(lines)
 
 
-def build_parser() -> argparse.ArgumentParser:
-  p = cli.ArgumentParser(prog="python -m experiments.audit", description=__doc__,
+def build_parser(prog: str = "python -m experiments.audit", description: str = __doc__
+                 ) -> argparse.ArgumentParser:
+  p = cli.ArgumentParser(prog=prog, description=description,
                               epilog=_preset_table(),
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--preset", default="default", choices=list(PRESETS),
@@ -74,14 +81,30 @@ def build_parser() -> argparse.ArgumentParser:
   return p
 
 
-def main(argv: list[str] | None = None) -> dict:
-  args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, membership_only: bool = False) -> dict:
+  """``membership_only``: the runs and attacks alone (``experiments.mia``)."""
+  name = "mia" if membership_only else "audit"
+  parser = build_parser(f"python -m experiments.{name}",
+                        _MIA_DOC if membership_only else __doc__)
+  args = parser.parse_args(argv)
   overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(AuditConfig)
                if hasattr(args, f.name)}
   cfg = dataclasses.replace(get_preset(args.preset), **overrides)
-  out = args.out or os.path.join("runs", "audit", args.preset)
+  out = args.out or os.path.join("runs", name, args.preset)
   return run_audit(cfg, out, data_dir=args.data_dir, recompute=args.recompute,
-                   progress=not args.quiet, preset=args.preset)
+                   progress=not args.quiet, preset=args.preset,
+                   membership_only=membership_only)
+
+
+_MIA_DOC = """Membership inference alone: the audit's runs and attacks (every recipe, every attack,
+stratified by init images / other members / all members, compared with the random-subset
+baseline), without the released-set analysis and the theory.
+
+    python -m experiments.mia --preset quick
+    python -m experiments.mia --recipes "real,random_subset,condense(dm,init=real)" --runs 32
+
+Same flags, presets and output layout as experiments.audit (default --out runs/mia/<preset>).
+"""
 
 
 if __name__ == "__main__":

@@ -21,9 +21,9 @@ import jax
 import jax.numpy as jnp
 
 from dcjax import cli, io, plots, workdir
-from dcjax.condense import (METHODS, condense, evaluate, get_method, load_synthetic_set,
-                            protocol_config, random_subset, save_synthetic_set, synset_complete,
-                            validate)
+from dcjax.condense import (condense, condenser_names, evaluate, get_condenser,
+                            load_synthetic_set, protocol_config, random_subset,
+                            save_synthetic_set, synset_complete, validate)
 from dcjax.data import DATASET_NAMES, load_dataset
 from dcjax.nets import default_net
 
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--dataset", default="digits", choices=DATASET_NAMES,
                  help="dataset (default: 'digits', bundled)")
   p.add_argument("--data-dir", default=None, help="tfds data_dir (default: tfds's)")
-  p.add_argument("--method", default="dm", choices=sorted(METHODS),
+  p.add_argument("--method", default="dm", choices=condenser_names(),
                  help="condensation method (default: 'dm')")
   p.add_argument("--ipc", type=int, default=10, help="images per class (default: 10)")
   p.add_argument("--init", default=None, choices=["real", "noise"],
@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def method_config(args, image_shape):
-  cfg = dataclasses.replace(get_method(args.method).preset(args.ipc),
+  cfg = dataclasses.replace(get_condenser(args.method).preset(args.ipc),
                             net=default_net(image_shape))
   fields = {f.name for f in dataclasses.fields(cfg)}
   changes = {}
@@ -94,7 +94,7 @@ def method_config(args, image_shape):
 
 def main(argv: list[str] | None = None) -> dict:
   args = build_parser().parse_args(argv)
-  spec = get_method(args.method)
+  spec = get_condenser(args.method)
   init = args.init or spec.default_init
   if args.eval_models < 1:
     raise ValueError(f"--eval-models must be >= 1, got {args.eval_models}.")

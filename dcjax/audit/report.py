@@ -1,12 +1,16 @@
 """report.md from results.json: tables, the verdict against the baseline, theory, figures.
 
 Pure formatting: every number comes from the results dict, nothing is computed here except
-percentages.
+percentages; the metrics are read through the typed results of ``dcjax.mia.results``.
 """
 
 from __future__ import annotations
 
-from dcjax.mia.metrics import STRATA
+from dcjax.mia.results import STRATA, StratumMetrics
+
+
+def _metrics(m: dict | None) -> StratumMetrics | None:
+  return None if m is None else StratumMetrics.from_json(m)
 
 
 def _pct(x: float | None, digits: int = 2) -> str:
@@ -21,7 +25,7 @@ def _ci(ci, pct: bool = True) -> str:
 
 def _tpr1(m: dict | None) -> str:
   """TPR at 1% FPR of a stratum's metrics, or a dash where the stratum is empty."""
-  return "—" if m is None else _pct(m["tpr_at_fpr"]["0.01"]["tpr"])
+  return "—" if m is None else _pct(_metrics(m).at(0.01).tpr)
 
 
 def recipe_line(name: str, summary: dict, attack: str) -> str:
@@ -29,21 +33,21 @@ def recipe_line(name: str, summary: dict, attack: str) -> str:
   acc = summary["test_accuracy"]
   parts = [f"  {name}: accuracy {100 * acc['mean']:.2f} +- {100 * acc['std']:.2f}%"]
   for stratum in STRATA:
-    m = summary["attacks"][attack][stratum]
+    m = _metrics(summary["attacks"][attack][stratum])
     if m is not None:
-      t = m["tpr_at_fpr"]
-      parts.append(f"{stratum} AUC {m['auc']:.3f} TPR@0.1% {_pct(t['0.001']['tpr'])} "
-                   f"TPR@1% {_pct(t['0.01']['tpr'])}")
+      parts.append(f"{stratum} AUC {m.auc:.3f} TPR@0.1% {_pct(m.at(0.001).tpr)} "
+                   f"TPR@1% {_pct(m.at(0.01).tpr)}")
   return " | ".join(parts)
 
 
-def _metrics_row(name: str, attack: str, stratum: str, m: dict) -> str:
-  t01, t1 = m["tpr_at_fpr"]["0.001"], m["tpr_at_fpr"]["0.01"]
-  return (f"| {name} | {attack} | {stratum.replace('_', ' ')} | {m['auc']:.3f} "
-          f"{_ci(m['auc_ci95'], pct=False)} | {m['balanced_accuracy']:.3f} | "
-          f"{_pct(t01['tpr'])} {_ci(t01['tpr_ci95'])} | {_pct(t1['tpr'])} {_ci(t1['tpr_ci95'])} "
-          f"| {_ci(t1['tpr_ci95_bootstrap']) if 'tpr_ci95_bootstrap' in t1 else '—'} "
-          f"| {m['positives']} / {m['negatives']} |")
+def _metrics_row(name: str, attack: str, stratum: str, m: StratumMetrics) -> str:
+  t01, t1 = m.at(0.001), m.at(0.01)
+  boot = t1.tpr_ci95_bootstrap
+  return (f"| {name} | {attack} | {stratum.replace('_', ' ')} | {m.auc:.3f} "
+          f"{_ci(m.auc_ci95, pct=False)} | {m.balanced_accuracy:.3f} | "
+          f"{_pct(t01.tpr)} {_ci(t01.tpr_ci95)} | {_pct(t1.tpr)} {_ci(t1.tpr_ci95)} "
+          f"| {_ci(boot) if boot is not None else '—'} "
+          f"| {m.positives} / {m.negatives} |")
 
 
 _METRICS_HEAD = ("| recipe | attack | members | AUC [95%] | bal. acc. | TPR@0.1% FPR [95% CP] | "
@@ -85,11 +89,11 @@ def render(results: dict) -> str:
   ]
   for name, r in rec.items():
     m = r["attacks"][attack]
+    every = _metrics(m["all_members"])
     acc = r["test_accuracy"]
     lines.append(
         f"| {name} | {r['training_set_size']} | {100 * acc['mean']:.2f} ± "
-        f"{100 * acc['std']:.2f}% | {m['all_members']['auc']:.3f} | "
-        f"{_pct(m['all_members']['tpr_at_fpr']['0.001']['tpr'])} | "
+        f"{100 * acc['std']:.2f}% | {every.auc:.3f} | {_pct(every.at(0.001).tpr)} | "
         f"{_tpr1(m['init_images'])} | {_tpr1(m['other_members'])} |")
   lines += ["", f"![accuracy vs TPR]({results['figures']['accuracy_vs_tpr']})", ""]
   lines += _verdict(results)
@@ -99,11 +103,14 @@ def render(results: dict) -> str:
     for a in attacks:
       for stratum in STRATA:
         if r["attacks"][a][stratum] is not None:
-          lines.append(_metrics_row(name, a, stratum, r["attacks"][a][stratum]))
+          lines.append(_metrics_row(name, a, stratum, _metrics(r["attacks"][a][stratum])))
   lines += ["", "ROC curves (log-log; one panel per stratum; dashed diagonal = chance):", ""]
   for name, r in rec.items():
     lines.append(f"![ROC {name}]({r['figures']['roc']})")
-  lines += [""] + _visual(results) + _theory(results) + _setup(results)
+  lines += [""]
+  if not results.get("membership_only"):
+    lines += _visual(results) + _theory(results)
+  lines += _setup(results)
   return "\n".join(lines) + "\n"
 
 
@@ -180,7 +187,7 @@ def _visual(results: dict) -> list[str]:
           f"{_pct(v['member_fraction'], 1)} | "
           + " / ".join("—" if med[g] is None else f"{med[g]:.3f}"
                        for g in ("init images", "other members", "non-members"))
-          + f" | {att['all_members']['auc']:.3f} | {_tpr1(att['init_images'])} | "
+          + f" | {_metrics(att['all_members']).auc:.3f} | {_tpr1(att['init_images'])} | "
           f"{_tpr1(att['other_members'])} |")
     figs = r["figures"]
     figures.append(f"**{name}**: ![distances]({figs['distances']}) "

@@ -1,12 +1,16 @@
-"""Dataset condensation: DM, DC and DSA behind one resumable, mask-aware runner."""
+"""Dataset condensation: DM, DC and DSA behind one registry and one resumable, mask-aware
+runner."""
 
 from dcjax.condense.dc import DCConfig, match_distance
 from dcjax.condense.dm import DMConfig
 from dcjax.condense.evaluate import evaluate, protocol_config
-from dcjax.condense.runner import METHODS, condense, get_method, random_subset, validate
+from dcjax.condense.registry import (Condenser, condenser_names, get_condenser,
+                                     register_condenser)
+from dcjax.condense.runner import check_members, condense, random_subset, validate
 from dcjax.condense.synthetic_set import (SyntheticSet, load_synthetic_set, save_synthetic_set,
                                          synset_complete)
 
-__all__ = ["DCConfig", "DMConfig", "METHODS", "SyntheticSet", "condense", "evaluate",
-           "get_method", "load_synthetic_set", "match_distance", "protocol_config",
-           "random_subset", "save_synthetic_set", "synset_complete", "validate"]
+__all__ = ["Condenser", "DCConfig", "DMConfig", "SyntheticSet", "check_members", "condense",
+           "condenser_names", "evaluate", "get_condenser", "load_synthetic_set",
+           "match_distance", "protocol_config", "random_subset", "register_condenser",
+           "save_synthetic_set", "synset_complete", "validate"]

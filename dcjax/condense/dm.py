@@ -15,11 +15,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dcjax.augment import DEFAULT_STRATEGY
 from dcjax import checks
+from dcjax.augment import DEFAULT_STRATEGY
 from dcjax.condense import common
-
-NAME = "dm"
 
 
 @dataclasses.dataclass(frozen=True)

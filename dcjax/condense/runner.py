@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 import math
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -19,37 +19,23 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dcjax import checkpoint as ckpt
-from dcjax.condense import common, dc, dm
+from dcjax.condense import common
+from dcjax.condense.registry import get_condenser
 from dcjax.condense.synthetic_set import SyntheticSet, class_major_labels
 from dcjax.data.dataset import Dataset
 from dcjax.nets import default_net, get_net
 
 
-class Method(NamedTuple):
-  preset: Callable[[int], Any]
-  init_state: Callable
-  step: Callable
-  default_init: str
-
-
-METHODS: dict[str, Method] = {
-    "dm": Method(dm.preset, dm.init_state, dm.step, "real"),
-    "dc": Method(dc.preset, dc.init_state, dc.step, "noise"),
-    "dsa": Method(dc.dsa_preset, dc.init_state, dc.step, "real"),
-}
-
-
-def get_method(name: str) -> Method:
-  if name not in METHODS:
-    raise ValueError(f"Unknown condensation method {name!r}; expected one of {list(METHODS)}.")
-  return METHODS[name]
-
-
 def validate(dataset: Dataset, method: str, ipc: int, init: str, mask=None) -> None:
   """Every check that can fail, before any work starts."""
-  get_method(method)
-  if init not in common.INITS:
-    raise ValueError(f"Unknown init {init!r}; expected one of {list(common.INITS)}.")
+  inits = get_condenser(method).inits
+  if init not in inits:
+    raise ValueError(f"Unknown init {init!r} for {method}; expected one of {list(inits)}.")
+  check_members(dataset, ipc, mask)
+
+
+def check_members(dataset: Dataset, ipc: int, mask=None) -> None:
+  """ipc must be a positive int no larger than the smallest class among the IN examples."""
   if not isinstance(ipc, (int, np.integer)) or ipc < 1:
     raise ValueError(f"ipc (images per class) must be a positive int, got {ipc!r}.")
   n = len(dataset)
@@ -96,7 +82,7 @@ def condense(key: jax.Array, dataset: Dataset, method: str = "dm", ipc: int = 10
   every ``checkpoint_every`` iterations and resumes from the latest checkpoint there.
   ``callback(iteration, loss)`` runs after each iteration (iteration counts from 1).
   """
-  spec = get_method(method)
+  spec = get_condenser(method)
   init = init or spec.default_init
   validate(dataset, method, ipc, init, mask)
   cfg = config if config is not None else dataclasses.replace(
@@ -156,7 +142,7 @@ def condense(key: jax.Array, dataset: Dataset, method: str = "dm", ipc: int = 10
 def random_subset(key: jax.Array, dataset: Dataset, ipc: int, mask=None,
                   seed: int | None = None) -> SyntheticSet:
   """The naive baseline: ipc real IN images per class, drawn at random, no optimisation."""
-  validate(dataset, "dm", ipc, "real", mask)
+  check_members(dataset, ipc, mask)
   images, idx = common.init_images(key, jnp.asarray(dataset.images), jnp.asarray(dataset.labels),
                                    dataset.num_classes, ipc, "real",
                                    None if mask is None else jnp.asarray(mask))

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import flax.struct
 import jax
 import numpy as np
 
-from dcjax import checkpoint, io, workdir
-from dcjax.data.dataset import Dataset
+from dcjax import checkpoint, io
 from dcjax.data.preprocessing import Preprocessing
 
 
@@ -34,10 +32,6 @@ class SyntheticSet:
   seed: int | None = flax.struct.field(pytree_node=False, default=None)
   source: str = flax.struct.field(pytree_node=False, default="")
 
-  def as_dataset(self) -> Dataset:
-    return Dataset(images=self.images, labels=self.labels, preprocessing=self.preprocessing,
-                   num_classes=self.num_classes, name=f"{self.source}:{self.method}")
-
   def pixels(self) -> np.ndarray:
     """The images mapped back to pixel space (not clipped)."""
     return np.asarray(self.preprocessing.invert(self.images))
@@ -52,37 +46,41 @@ def class_major_labels(num_classes: int, ipc: int) -> np.ndarray:
   return np.repeat(np.arange(num_classes, dtype=np.int32), ipc)
 
 
+def _stage(path: str) -> checkpoint.Stage:
+  """A synthetic set is a stage: ``path/arrays`` (Orbax) then ``path/metadata.json`` (its
+  payload is the metadata), read back whatever produced it."""
+  return checkpoint.Stage(path, marker="metadata.json", tree="arrays")
+
+
 def synset_complete(path: str) -> bool:
   """True when ``path`` holds a set whose save finished (its metadata.json is written last)."""
-  return os.path.isfile(os.path.join(os.path.abspath(path), "metadata.json"))
+  return _stage(path).exists()
 
 
 def save_synthetic_set(path: str, synset: SyntheticSet) -> None:
   """Writes ``path/arrays`` (Orbax) then ``path/metadata.json``; the JSON marks completeness."""
-  path = os.path.abspath(path)
-  meta_path = os.path.join(path, "metadata.json")
-  if os.path.exists(meta_path):
-    os.remove(meta_path)  # the old set is no longer complete while its arrays are replaced
   arrays = {"images": np.asarray(synset.images), "labels": np.asarray(synset.labels),
             "init_indices": np.asarray(synset.init_indices)}
   if synset.preprocessing.zca is not None:
     arrays["zca"] = np.asarray(synset.preprocessing.zca)
     arrays["zca_inverse"] = np.asarray(synset.preprocessing.zca_inverse)
-  checkpoint.save_tree(os.path.join(path, "arrays"), arrays)
-  io.write_json_atomic(meta_path, {**synset.metadata(), "code_version": io.code_version()})
+  _stage(path).save(arrays, synset.metadata())
 
 
 def load_synthetic_set(path: str) -> SyntheticSet:
   """Loads a set written by ``save_synthetic_set`` (config comes back as a plain dict)."""
-  path = os.path.abspath(path)
-  meta_path = os.path.join(path, "metadata.json")
-  if not os.path.exists(meta_path):
-    raise FileNotFoundError(f"{path} holds no complete synthetic set (no metadata.json); it "
-                            "may be missing or half-written.")
-  meta = workdir.read_json(meta_path, "the synthetic set", keys=(
-      "preprocessing", "num_classes", "ipc", "method", "init", "config", "seed", "source"))
+  stage = _stage(path)
+  loaded = stage.load()
+  if loaded is None:
+    raise FileNotFoundError(f"{stage.path} holds no complete synthetic set (no metadata.json); "
+                            "it may be missing or half-written.")
+  meta, arrays = loaded.payload, loaded.tree
+  missing = [k for k in ("preprocessing", "num_classes", "ipc", "method", "init", "config",
+                         "seed", "source") if not isinstance(meta, dict) or k not in meta]
+  if missing:
+    raise checkpoint.CorruptArtefactError(
+        f"{stage.marker} lacks {missing}: it is not a synthetic set's metadata.")
   pre = meta["preprocessing"]
-  arrays = checkpoint.load_tree(os.path.join(path, "arrays"))
   preprocessing = Preprocessing(mean=tuple(pre["mean"]), std=tuple(pre["std"]),
                                 zca=arrays.get("zca"), zca_inverse=arrays.get("zca_inverse"))
   return SyntheticSet(images=arrays["images"], labels=arrays["labels"],

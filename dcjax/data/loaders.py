@@ -14,6 +14,7 @@ import logging
 import os
 from typing import Any
 
+import jax
 import numpy as np
 
 from dcjax.data.dataset import Dataset, from_arrays
@@ -132,8 +133,6 @@ def _tfds_pixels(name: str, split: str, data_dir: str | None):
 
 def _resize(image: np.ndarray, size: int) -> np.ndarray:
   """Centre-crop to a square, then area-average / bilinear resize to size x size (uint8)."""
-  import jax  # pylint: disable=import-outside-toplevel
-
   h, w = image.shape[:2]
   s = min(h, w)
   top, left = (h - s) // 2, (w - s) // 2

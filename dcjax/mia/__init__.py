@@ -1,14 +1,16 @@
-"""Membership inference: balanced runs, recipes, stable scores, LiRA and the loss attack, metrics."""
+"""Membership inference over arrays: balanced runs, stable scores, LiRA and the loss attack,
+metrics with intervals. It knows nothing of how the scores were produced (``dcjax.runs`` does)
+and imports neither flax, optax nor orbax."""
 
-from dcjax.mia.attacks import ATTACKS, get_attack, leave_one_out, lira_offline, lira_online
+from dcjax.mia.attacks import (ATTACKS, DEFAULT_ATTACKS, attack_runs, get_attack, leave_one_out,
+                               lira_offline, lira_online)
 from dcjax.mia.masks import balanced_keep_masks
-from dcjax.mia.metrics import (STRATA, attack_metrics, clopper_pearson, init_masks, roc_curve,
+from dcjax.mia.metrics import (attack_metrics, clopper_pearson, init_masks, roc_curve,
                                stratified_metrics)
-from dcjax.mia.pipeline import RunsConfig, query_views, run_recipe
-from dcjax.mia.recipes import Recipe, parse_recipe
+from dcjax.mia.results import STRATA, AttackResult, RocPoint, StratumMetrics, fpr_key
 from dcjax.mia.scores import logit_scaled_confidence, view_averaged_scores
 
-__all__ = ["ATTACKS", "RunsConfig", "Recipe", "STRATA", "attack_metrics", "balanced_keep_masks",
-           "clopper_pearson", "get_attack", "init_masks", "leave_one_out", "lira_offline",
-           "lira_online", "logit_scaled_confidence", "parse_recipe", "query_views", "roc_curve",
-           "run_recipe", "stratified_metrics", "view_averaged_scores"]
+__all__ = ["ATTACKS", "AttackResult", "DEFAULT_ATTACKS", "RocPoint", "STRATA", "StratumMetrics",
+           "attack_metrics", "attack_runs", "balanced_keep_masks", "clopper_pearson", "fpr_key",
+           "get_attack", "init_masks", "leave_one_out", "lira_offline", "lira_online",
+           "logit_scaled_confidence", "roc_curve", "stratified_metrics", "view_averaged_scores"]

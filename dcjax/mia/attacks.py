@@ -12,6 +12,9 @@ from typing import Callable
 import numpy as np
 import scipy.stats
 
+from dcjax.mia.metrics import DEFAULT_FPRS, AttackResult, init_masks, stratified_metrics
+from dcjax.mia.scores import view_averaged_scores
+
 ATTACKS = ("loss", "lira_online", "lira_online_fixed", "lira_offline", "lira_offline_fixed",
            "lira_offline_two_sided")
 MIN_OWN_SD = 4
@@ -119,3 +122,22 @@ def leave_one_out(scores, keep, attack: str | Callable) -> np.ndarray:
     others = np.arange(scores.shape[0]) != t
     out[t] = fn(scores[t], scores[others], keep[others])
   return out
+
+
+DEFAULT_ATTACKS = ("loss", "lira_online", "lira_online_fixed", "lira_offline",
+                   "lira_offline_fixed")
+
+
+def attack_runs(view_logits, labels, keep, init_indices, attacks=DEFAULT_ATTACKS,
+                fprs=DEFAULT_FPRS) -> dict[str, AttackResult]:
+  """Scores, leave-one-out attacks and stratified metrics of one recipe's runs.
+
+  view_logits: (M, V, N, K) logits of every pool example under V query views; labels (N,);
+  keep (M, N) bool; init_indices (M, n) pool indices of each run's init images (-1: none).
+  Returns {attack: AttackResult}.
+  """
+  phi = view_averaged_scores(view_logits, labels)
+  keep = np.asarray(keep, bool)
+  is_init = init_masks(init_indices, keep.shape[1])
+  return {name: stratified_metrics(leave_one_out(phi, keep, name), keep, is_init, fprs)
+          for name in attacks}

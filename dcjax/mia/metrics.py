@@ -1,9 +1,16 @@
-"""ROC metrics of a membership attack, with exact binomial intervals and trial counts."""
+"""ROC metrics of a membership attack, with exact binomial intervals and trial counts.
+
+Results are the frozen dataclasses of ``dcjax.mia.results``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import scipy.stats
+
+from dcjax.mia.results import STRATA, AttackResult, RocPoint, StratumMetrics, fpr_key
 
 DEFAULT_FPRS = (1e-3, 1e-2)
 VERY_LOW_FPR = 1e-5  # reported only with >= 1e5 non-member trials
@@ -65,15 +72,14 @@ def clopper_pearson(successes: int, trials: int, level: float = 0.95) -> tuple[f
   return float(lo), float(hi)
 
 
-def tpr_at_fpr(fpr, tpr, target: float, positives: int, negatives: int) -> dict:
+def tpr_at_fpr(fpr, tpr, target: float, positives: int, negatives: int) -> RocPoint:
   """The best TPR with FPR <= target, its 95% Clopper-Pearson interval and the counts."""
   ok = fpr <= target + 1e-12
   best = float(np.max(tpr[ok])) if np.any(ok) else 0.0
   hits = int(round(best * positives))
-  lo, hi = clopper_pearson(hits, positives)
-  return {"fpr": target, "tpr": best, "tpr_ci95": [lo, hi], "true_positives": hits,
-          "positives": positives, "negatives": negatives,
-          "min_measurable_fpr": 1.0 / negatives}
+  return RocPoint(fpr=target, tpr=best, tpr_ci95=clopper_pearson(hits, positives),
+                  true_positives=hits, positives=positives, negatives=negatives,
+                  min_measurable_fpr=1.0 / negatives)
 
 
 def cluster_bootstrap(scores, is_member, clusters, fprs=DEFAULT_FPRS, reps: int = 200,
@@ -130,7 +136,7 @@ def cluster_bootstrap_auc(scores, is_member, clusters, reps: int = 200, seed: in
   return cluster_bootstrap(scores, is_member, clusters, (), reps, seed, level)[0]
 
 
-def attack_metrics(scores, is_member, fprs=DEFAULT_FPRS, clusters=None) -> dict:
+def attack_metrics(scores, is_member, fprs=DEFAULT_FPRS, clusters=None) -> StratumMetrics:
   """AUC with a 95% interval, balanced accuracy, TPR at each FPR with Clopper-Pearson intervals
   (and, with ``clusters``, a cluster-bootstrap interval ``tpr_ci95_bootstrap`` that accounts for
   correlated trials).
@@ -146,7 +152,7 @@ def attack_metrics(scores, is_member, fprs=DEFAULT_FPRS, clusters=None) -> dict:
   if neg >= 1e5 and VERY_LOW_FPR not in targets:
     targets = [VERY_LOW_FPR, *targets]
   a = auc(fpr, tpr)
-  tprs = {f"{t:g}": tpr_at_fpr(fpr, tpr, t, pos, neg) for t in targets}
+  tprs = {fpr_key(t): tpr_at_fpr(fpr, tpr, t, pos, neg) for t in targets}
   if clusters is None:
     interval, method = _auc_interval(a, pos, neg), "hanley_mcneil"
   else:
@@ -156,14 +162,13 @@ def attack_metrics(scores, is_member, fprs=DEFAULT_FPRS, clusters=None) -> dict:
     # Resampling clusters biases TPR at a low FPR (duplicated examples), so a percentile
     # interval can miss the point estimate; it is widened to contain it (conservative).
     for t in targets:
-      entry = tprs[f"{t:g}"]
+      entry = tprs[fpr_key(t)]
       lo, hi = tpr_intervals[t]
-      entry["tpr_ci95_bootstrap"] = [min(lo, entry["tpr"]), max(hi, entry["tpr"])]
-  return {
-      "auc": a, "auc_ci95": list(interval), "auc_ci_method": method,
-      "balanced_accuracy": balanced_accuracy(fpr, tpr),
-      "tpr_at_fpr": tprs, "positives": pos, "negatives": neg,
-  }
+      tprs[fpr_key(t)] = dataclasses.replace(
+          entry, tpr_ci95_bootstrap=(min(lo, entry.tpr), max(hi, entry.tpr)))
+  return StratumMetrics(auc=a, auc_ci95=tuple(interval), auc_ci_method=method,
+                        balanced_accuracy=balanced_accuracy(fpr, tpr), tpr_at_fpr=tprs,
+                        positives=pos, negatives=neg)
 
 
 def _auc_interval(a: float, pos: int, neg: int, level: float = 0.95) -> tuple[float, float]:
@@ -173,9 +178,6 @@ def _auc_interval(a: float, pos: int, neg: int, level: float = 0.95) -> tuple[fl
   z = scipy.stats.norm.ppf(0.5 + level / 2)
   half = z * np.sqrt(max(var, 0.0))
   return max(0.0, a - half), min(1.0, a + half)
-
-
-STRATA = ("init_images", "other_members", "all_members")
 
 
 def init_masks(init_indices: np.ndarray, num_examples: int) -> np.ndarray:
@@ -188,13 +190,11 @@ def init_masks(init_indices: np.ndarray, num_examples: int) -> np.ndarray:
   return out
 
 
-def stratified_metrics(membership, keep, is_init, fprs=DEFAULT_FPRS, curves: dict | None = None
-                       ) -> dict:
+def stratified_metrics(membership, keep, is_init, fprs=DEFAULT_FPRS) -> AttackResult:
   """Metrics pooled over all targets, for each member group against the same non-members.
 
   membership, keep, is_init: (M, N). Groups: the target run's init images; its other members;
-  all its members. A group with no trial gives ``None``. If ``curves`` is a dict, it receives
-  {group: (fpr, tpr)} for plotting.
+  all its members. A group with no trial gives ``None``.
   """
   membership = np.asarray(membership, np.float64)
   keep, is_init = np.asarray(keep, bool), np.asarray(is_init, bool)
@@ -202,15 +202,14 @@ def stratified_metrics(membership, keep, is_init, fprs=DEFAULT_FPRS, curves: dic
     raise ValueError("An init image must be a member of its run (is_init implies keep).")
   groups = {"init_images": keep & is_init, "other_members": keep & ~is_init,
             "all_members": keep}
-  out = {}
+  strata, curves = {}, {}
   for name, positive in groups.items():
     select = positive | ~keep
     if not positive.any():
-      out[name] = None
+      strata[name] = None
       continue
     example = np.broadcast_to(np.arange(keep.shape[1]), keep.shape)
-    out[name] = attack_metrics(membership[select], positive[select], fprs,
-                               clusters=example[select])
-    if curves is not None:
-      curves[name] = roc_curve(membership[select], positive[select])[:2]
-  return out
+    strata[name] = attack_metrics(membership[select], positive[select], fprs,
+                                  clusters=example[select])
+    curves[name] = roc_curve(membership[select], positive[select])[:2]
+  return AttackResult(strata, curves)

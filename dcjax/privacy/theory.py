@@ -14,7 +14,11 @@ differential-privacy guarantee (average case, no clipping, data-independent vari
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
+
+from dcjax.condense import DMConfig, condense
 
 
 def linear_dm_closed_form(init_images: np.ndarray, real_images: np.ndarray) -> np.ndarray:
@@ -59,10 +63,6 @@ def linear_dm_check(key, dataset, mask, ipc: int, iterations: int = 500) -> dict
   noise. The image learning rate is set from the largest eigenvalue (sqrt(D) + sqrt(K))^2 of
   theta theta^T so that the iteration is stable for any image size D.
   """
-  import dataclasses  # pylint: disable=import-outside-toplevel
-
-  from dcjax.condense import DMConfig, condense  # pylint: disable=import-outside-toplevel
-
   labels = np.asarray(dataset.labels)
   mask = np.asarray(mask, bool)
   n = int(np.bincount(labels[mask], minlength=dataset.num_classes).min())

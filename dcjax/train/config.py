@@ -6,6 +6,7 @@ import dataclasses
 import math
 
 from dcjax import checks
+from dcjax.augment import parse_strategy
 
 STRATEGIES = ("auto", "loop", "scan")
 
@@ -55,7 +56,6 @@ class TrainConfig:
       raise ValueError(f"TrainConfig.microbatch must be None or an int >= 0, got "
                        f"{self.microbatch!r}.")
     if self.augment is not None:
-      from dcjax.augment import parse_strategy  # pylint: disable=import-outside-toplevel
       parse_strategy(self.augment)
 
   @property

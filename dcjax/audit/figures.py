@@ -1,0 +1,43 @@
+"""The audit's figures, drawn from what ``dcjax.audit.analysis`` computed (no computation here):
+per recipe the log-log ROC panels, the distance histograms and the image pairs of run 0; for
+the study the accuracy-versus-TPR summary."""
+
+from __future__ import annotations
+
+import os
+
+from dcjax import io, plots
+from dcjax.audit.analysis import RecipeAnalysis
+
+
+def draw_recipe(name: str, analysis: RecipeAnalysis, out: str, subtitle: str) -> dict[str, str]:
+  """Writes the recipe's figures into ``out``; returns {figure: file name}."""
+  slug = io.slug(name)
+  figures = {}
+  if analysis.distance_groups is not None:
+    figures["distances"] = f"distances_{slug}.png"
+    plots.distance_histograms(analysis.distance_groups, os.path.join(out, figures["distances"]),
+                              title=f"{name}: distance of each pool example to the nearest "
+                              "synthetic image (all runs)")
+    num_classes = int(analysis.labels.max()) + 1
+    figures["nearest_real"] = f"nearest_{slug}.png"
+    plots.paired_grid(analysis.synthetic_pixels, analysis.nearest_pixels, analysis.labels,
+                      num_classes, os.path.join(out, figures["nearest_real"]),
+                      names=("synthetic", "nearest real"), captions=analysis.nearest_captions,
+                      title=f"{name}, run 0: synthetic image | nearest pool image (L2)")
+    if analysis.init_pixels is not None:
+      figures["init"] = f"init_{slug}.png"
+      plots.paired_grid(analysis.synthetic_pixels, analysis.init_pixels, analysis.labels,
+                        num_classes, os.path.join(out, figures["init"]),
+                        names=("synthetic", "init"),
+                        title=f"{name}, run 0: synthetic image | its init image")
+  figures["roc"] = f"roc_{slug}.png"
+  plots.roc_panels(analysis.curves, os.path.join(out, figures["roc"]),
+                   title=f"{name} on {subtitle}")
+  return figures
+
+
+def draw_accuracy_vs_tpr(points: list[dict], out: str, title: str) -> str:
+  name = "accuracy_vs_tpr.png"
+  plots.accuracy_vs_tpr(points, os.path.join(out, name), title=title)
+  return name

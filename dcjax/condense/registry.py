@@ -1,0 +1,67 @@
+"""The condensers by name. A new condenser is one module (its config, preset, state and step)
+plus one entry here, or one ``register_condenser`` call from anywhere (a notebook, a test).
+
+A condenser's config is a frozen dataclass with at least ``iterations``, ``batch_real`` (real
+images per class per iteration), ``net`` and ``init_scheme``; its ``step`` is
+
+    step(net, cfg, num_classes, batch_real, images, opt_state, key, pool_x, pool_y, mask)
+        -> (images, opt_state, loss)
+
+on images (num_classes * ipc, H, W, C), drawing every random number from ``key``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+from dcjax.condense import common, dc, dm
+
+
+@dataclasses.dataclass(frozen=True)
+class Condenser:
+  name: str
+  config_class: type
+  preset: Callable[[int], Any]  # ipc -> the reference config
+  init_state: Callable[[Any, Any], Any]  # (config, images) -> optimiser state
+  step: Callable
+  default_init: str = "real"
+  inits: tuple[str, ...] = common.INITS
+  vectorised: bool = False  # has a path vectorised over runs (else runs one after another)
+  summary: str = ""
+
+
+_CONDENSERS: dict[str, Condenser] = {}
+
+
+def register_condenser(condenser: Condenser, replace: bool = False) -> Condenser:
+  if condenser.name in _CONDENSERS and not replace:
+    raise ValueError(f"A condenser named {condenser.name!r} is already registered.")
+  unknown = set(condenser.inits) - set(common.INITS)
+  if unknown or condenser.default_init not in condenser.inits:
+    raise ValueError(f"Condenser {condenser.name!r}: inits {condenser.inits} and default "
+                     f"{condenser.default_init!r} must come from {list(common.INITS)}.")
+  _CONDENSERS[condenser.name] = condenser
+  return condenser
+
+
+def get_condenser(name: str) -> Condenser:
+  if name not in _CONDENSERS:
+    raise ValueError(f"Unknown condensation method {name!r}; expected one of "
+                     f"{condenser_names()}.")
+  return _CONDENSERS[name]
+
+
+def condenser_names() -> list[str]:
+  return sorted(_CONDENSERS)
+
+
+register_condenser(Condenser(
+    "dm", dm.DMConfig, dm.preset, dm.init_state, dm.step, "real",
+    summary="distribution matching (Zhao & Bilen 2023)"))
+register_condenser(Condenser(
+    "dc", dc.DCConfig, dc.preset, dc.init_state, dc.step, "noise",
+    summary="gradient matching (Zhao et al. 2021)"))
+register_condenser(Condenser(
+    "dsa", dc.DCConfig, dc.dsa_preset, dc.init_state, dc.step, "real",
+    summary="gradient matching with Siamese augmentation (Zhao & Bilen 2021)"))
