@@ -90,6 +90,9 @@ def save_tree(path: str, tree: Any) -> None:
     ckptr.wait_until_finished()
 
 
+_FAILED_RESTORES: list = []
+
+
 def load_tree(path: str, template: Any | None = None) -> Any:
   """Restores the pytree saved at ``path``; a missing or damaged tree raises
   CorruptArtefactError naming ``path``."""
@@ -98,8 +101,10 @@ def load_tree(path: str, template: Any | None = None) -> Any:
   try:
     tree = ckptr.restore(path, template)
   except Exception as err:  # orbax raises several types for missing or damaged files
-    # Not closed on failure: closing stops Orbax's event loop while reads of the damaged
+    # Not closed on failure, and kept referenced: closing (explicitly, or by the garbage
+    # collector once the error is handled) stops Orbax's event loop while reads of the damaged
     # file are still pending, and their callbacks then print tracebacks from a thread.
+    _FAILED_RESTORES.append(ckptr)
     raise CorruptArtefactError(
         f"{path} cannot be read back ({type(err).__name__}: {str(err)[:200]}). It is corrupt "
         "or truncated; rerun with --recompute (recompute=True) to discard it and start "

@@ -116,6 +116,9 @@ def entry_point(main, prog: str) -> None:
     if code:
       sys.stdout.flush()
       sys.stderr.flush()
+      # The one line is out. A library thread still running (Orbax's reads of a damaged file
+      # report to stderr when their event loop is gone) must not add to it before the exit.
+      os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
       os._exit(code)  # pylint: disable=protected-access
     raise
 

@@ -7,13 +7,17 @@ import os
 import re
 import shutil
 
+import jax
 import numpy as np
 import pytest
 
-from dcjax.audit import AuditConfig, compare_with_baseline, get_preset, run_audit
-from dcjax.checkpoint import ConfigMismatchError
-from dcjax.mia.metrics import STRATA
+from dcjax.audit import AuditConfig, compare_with_baseline, get_preset, run_audit, runs_config
+from dcjax.audit.study import prepare
+from dcjax.checkpoint import ConfigMismatchError, load_tree
+from dcjax.mia import STRATA
+from dcjax.runs import run_recipe
 from experiments import audit as audit_exp
+from tests.golden import differences, machine_identity, metrics_view
 
 TINY = AuditConfig(runs=4, pool_size=160, ipc=2, epochs=3, real_epochs=2, dm_iterations=2,
                    dm_batch_real=8, dsa_iterations=1, dsa_outer_loop=1, dsa_inner_loop=1,
@@ -25,6 +29,36 @@ def tiny_audit(tmp_path_factory):
   out = str(tmp_path_factory.mktemp("audit"))
   results = run_audit(TINY, out, progress=False, preset="tiny", log=lambda *_: None)
   return out, results
+
+
+def test_the_refactor_changed_no_number(tiny_audit):
+  """The metrics equal those the code before the architecture refactor computed for TINY
+  (tests/data/golden_tiny.json): every number, exactly, on the CPU model and jax version that
+  computed them. On another CPU model XLA may round differently and training amplifies it, so
+  there only what no rounding changes is compared: every key and every count."""
+  _, results = tiny_audit
+  with open(os.path.join(os.path.dirname(__file__), "data", "golden_tiny.json")) as f:
+    golden = json.load(f)
+  got = json.loads(json.dumps(metrics_view(results)))
+  if golden["machine"] == machine_identity():
+    diff = differences(got, golden["metrics"])
+  else:
+    diff = differences(_counts(got), _counts(golden["metrics"]))
+  assert not diff, "\n".join(diff[:20])
+
+
+EXACT_ANYWHERE = ("positives", "negatives", "training_set_size", "has_init_images", "kind",
+                  "recipe", "stratum", "attack", "baseline", "pool_size", "runs")
+
+
+def _counts(tree, key=None):
+  """The structure of a metrics view with the values no rounding changes (trial counts, names,
+  sizes); every other leaf is replaced by its type."""
+  if isinstance(tree, dict):
+    return {k: _counts(v, k) for k, v in tree.items()}
+  if isinstance(tree, list):
+    return [_counts(v, key) for v in tree]
+  return tree if key in EXACT_ANYWHERE else type(tree).__name__
 
 
 def _intervals(m):
@@ -146,7 +180,7 @@ def test_bad_input_is_named(tmp_path):
   with pytest.raises(ValueError, match="Unknown dataset 'imagenet'"):
     dataclasses.replace(TINY, dataset="imagenet")
   with pytest.raises(ValueError, match="random_subset baseline"):
-    dataclasses.replace(TINY, recipes="real,dm:real")
+    dataclasses.replace(TINY, recipes="real,condense(dm,init=real)")
   with pytest.raises(ValueError, match="even int >= 4"):
     dataclasses.replace(TINY, runs=5)
   with pytest.raises(ValueError, match="Unknown preset 'huge'"):
@@ -234,8 +268,6 @@ def test_an_interrupted_audit_resumes_mid_recipe_and_ends_with_the_same_results(
 def _saved_arrays(out):
   """Every array of every Orbax stage under ``out``: {relative path + leaf: (dtype, shape,
   bytes)}."""
-  from dcjax.checkpoint import load_tree  # pylint: disable=import-outside-toplevel
-  import jax  # pylint: disable=import-outside-toplevel
   arrays = {}
   for root, dirs, _ in os.walk(out):
     if "tree" in dirs:
@@ -251,14 +283,10 @@ def test_same_seed_saves_bit_identical_arrays_and_another_seed_does_not(tmp_path
   """The pipeline of the audit's runs (training sets by DM, training, queries) at TINY's
   shapes, twice with the same key and once with another: every saved array is bit-identical,
   and every one that depends on the key changes (the class-major labels do not)."""
-  from dcjax.audit.config import runs_config  # pylint: disable=import-outside-toplevel
-  from dcjax.audit.study import prepare  # pylint: disable=import-outside-toplevel
-  from dcjax.mia import run_recipe  # pylint: disable=import-outside-toplevel
-  import jax  # pylint: disable=import-outside-toplevel
-  cfg = dataclasses.replace(TINY, recipes="random_subset,dm:real")
+  cfg = dataclasses.replace(TINY, recipes="random_subset,condense(dm,init=real)")
   pool, test, keep, recipe_list, keys = prepare(cfg)
   dm_recipe = recipe_list[1]
-  runs_cfg = runs_config(cfg, pool.image_shape, real=False)
+  runs_cfg = runs_config(cfg, pool.image_shape, dm_recipe)
   for name, key in (("a", keys["runs"]), ("b", keys["runs"]), ("other", jax.random.key(7))):
     run_recipe(str(tmp_path / name), key, pool, test, keep, dm_recipe, runs_cfg)
   a, b, other = (_saved_arrays(str(tmp_path / n)) for n in ("a", "b", "other"))

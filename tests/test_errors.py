@@ -13,12 +13,14 @@ import re
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
 from dcjax import cli
 from dcjax.data import from_arrays, load_dataset
-from dcjax.mia import RunsConfig, balanced_keep_masks, parse_recipe, run_recipe
+from dcjax.mia import balanced_keep_masks
+from dcjax.runs import Real, RunsConfig, run_recipe
 from dcjax.train import TrainConfig
 from experiments import audit as audit_exp
 from experiments import condense as condense_exp
@@ -47,9 +49,9 @@ CLI_CASES = [
     Case("attack-unknown", ("audit", "--attacks", "loss,magic", "--out", "OUT"), 2,
          r"Unknown attack\(s\) \['magic'\]"),
     Case("recipe-unknown", ("audit", "--recipes", "real,random_subset,gan", "--out", "OUT"), 2,
-         r"Unknown recipe\(s\) \['gan'\]"),
-    Case("recipe-method-unknown", ("mia", "--recipe", "condense(gan,10)", "--out", "OUT"), 2,
-         "Unknown condensation method 'gan'"),
+         "Unknown recipe 'gan' in 'gan'"),
+    Case("recipe-method-unknown", ("mia", "--recipes", "random_subset,condense(gan,10)", "--out",
+                                   "OUT"), 2, "Unknown condensation method 'gan'"),
     Case("preset-unknown", ("audit", "--preset", "huge", "--out", "OUT"), 2,
          "invalid choice: 'huge'"),
     Case("runs-odd", ("audit", "--runs", "5", "--out", "OUT"), 2, "runs must be an even int >= 4"),
@@ -150,7 +152,7 @@ def test_condense_checkpoint_dir_of_someone_else_is_refused(foreign_dir):
   pool, _ = load_dataset("synthetic", num_classes=3, train_per_class=4, test_per_class=1,
                          image_shape=(8, 8, 1))
   with pytest.raises(ForeignDirectoryError, match="mythesis"):
-    condense(__import__("jax").random.key(0), pool, "dm", 1, config=DMConfig(
+    condense(jax.random.key(0), pool, "dm", 1, config=DMConfig(
         iterations=1, batch_real=2, net="MLP"), checkpoint_dir=foreign_dir)
   assert _listing(foreign_dir) == ["mythesis/chapter1.tex"]
 
@@ -279,20 +281,20 @@ def test_from_arrays_refuses_bad_arrays(case):
 
 def _pool_and_keep():
   pool = from_arrays(_PIXELS, _LABELS, name="synthetic")
-  return pool, balanced_keep_masks(__import__("jax").random.key(0), 4, len(pool))
+  return pool, balanced_keep_masks(jax.random.key(0), 4, len(pool))
 
 
 def _test_set_of_other_shape():
   pool, keep = _pool_and_keep()
   test = from_arrays(np.zeros((3, 4, 4, 1), np.float32), np.arange(3))
-  run_recipe("unused", __import__("jax").random.key(0), pool, test, keep, parse_recipe("real"),
+  run_recipe("unused", jax.random.key(0), pool, test, keep, Real(),
              RunsConfig(net="MLP", train=TrainConfig(epochs=1)))
 
 
 def _test_set_of_other_preprocessing():
   pool, keep = _pool_and_keep()
   test = from_arrays(_PIXELS[:3], _LABELS[:3])  # its own statistics, not the pool's
-  run_recipe("unused", __import__("jax").random.key(0), pool, test, keep, parse_recipe("real"),
+  run_recipe("unused", jax.random.key(0), pool, test, keep, Real(),
              RunsConfig(net="MLP", train=TrainConfig(epochs=1)))
 
 

@@ -5,10 +5,9 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from dcjax.mia import (attack_metrics, balanced_keep_masks, clopper_pearson, init_masks,
-                       leave_one_out, logit_scaled_confidence, parse_recipe, roc_curve,
+from dcjax.mia import (AttackResult, attack_metrics, balanced_keep_masks, clopper_pearson, init_masks,
+                       leave_one_out, logit_scaled_confidence, roc_curve,
                        stratified_metrics)
-from dcjax.mia.recipes import Recipe
 
 
 def test_keep_masks_are_balanced_and_seeded():
@@ -41,9 +40,9 @@ def test_roc_and_auc_against_known_cases():
   fpr, tpr, _ = roc_curve([3, 2, 1, 0], [1, 1, 0, 0])
   assert np.trapezoid(tpr, fpr) == 1.0
   m = attack_metrics([0, 1, 2, 3], [1, 1, 0, 0])
-  assert m["auc"] == 0.0
+  assert m.auc == 0.0
   ties = attack_metrics([1, 1, 1, 1], [1, 0, 1, 0])
-  assert ties["auc"] == pytest.approx(0.5)
+  assert ties.auc == pytest.approx(0.5)
 
 
 def test_gaussian_scores_give_the_analytic_auc():
@@ -53,12 +52,12 @@ def test_gaussian_scores_give_the_analytic_auc():
   labels = np.r_[np.ones(n, bool), np.zeros(n, bool)]
   m = attack_metrics(scores, labels)
   analytic = scipy.stats.norm.cdf(shift / np.sqrt(2))
-  lo, hi = m["auc_ci95"]
+  lo, hi = m.auc_ci95
   assert lo <= analytic <= hi
   analytic_tpr = 1 - scipy.stats.norm.cdf(scipy.stats.norm.ppf(1 - 1e-2) - shift)
-  lo, hi = m["tpr_at_fpr"]["0.01"]["tpr_ci95"]
+  lo, hi = m.at(0.01).tpr_ci95
   assert lo <= analytic_tpr <= hi
-  assert m["positives"] == n and m["negatives"] == n
+  assert m.positives == n and m.negatives == n
 
 
 def test_clopper_pearson_known_values():
@@ -70,7 +69,7 @@ def test_clopper_pearson_known_values():
 
 def test_very_low_fpr_only_with_enough_negatives():
   small = attack_metrics(np.arange(20.0), np.arange(20) % 2 == 0)
-  assert set(small["tpr_at_fpr"]) == {"0.001", "0.01"}
+  assert set(small.tpr_at_fpr) == {"0.001", "0.01"}
 
 
 def _membership_independent_scores(runs=16, n=400, seed=0):
@@ -86,10 +85,10 @@ def test_attacks_find_nothing_when_networks_ignore_membership(attack):
   scores, keep, _ = _membership_independent_scores()
   membership = leave_one_out(scores, keep, attack)
   m = attack_metrics(membership, keep)
-  lo, hi = m["auc_ci95"]
-  assert lo <= 0.5 <= hi, m["auc"]
-  for fpr_key, entry in m["tpr_at_fpr"].items():
-    lo, hi = entry["tpr_ci95"]
+  lo, hi = m.auc_ci95
+  assert lo <= 0.5 <= hi, m.auc
+  for fpr_key, entry in m.tpr_at_fpr.items():
+    lo, hi = entry.tpr_ci95
     assert lo <= float(fpr_key) <= hi, (fpr_key, entry)
 
 
@@ -101,9 +100,9 @@ def test_lira_beats_the_loss_attack_when_examples_differ_in_difficulty():
   loss = attack_metrics(leave_one_out(scores, keep, "loss"), keep)
   online = attack_metrics(leave_one_out(scores, keep, "lira_online"), keep)
   offline = attack_metrics(leave_one_out(scores, keep, "lira_offline"), keep)
-  assert online["auc"] > loss["auc"] + 0.2
-  assert offline["auc"] > loss["auc"] + 0.2
-  assert online["tpr_at_fpr"]["0.01"]["tpr"] > 10 * loss["tpr_at_fpr"]["0.01"]["tpr"] + 0.1
+  assert online.auc > loss.auc + 0.2
+  assert offline.auc > loss.auc + 0.2
+  assert online.at(0.01).tpr > 10 * loss.at(0.01).tpr + 0.1
 
 
 def test_stratified_groups_pool_targets_against_the_same_non_members():
@@ -114,33 +113,22 @@ def test_stratified_groups_pool_targets_against_the_same_non_members():
   is_init = init_masks(init, 20)
   membership = np.where(is_init, 10.0, 0.0) + np.random.default_rng(0).normal(0, 0.1, (4, 20))
   out = stratified_metrics(membership, keep, is_init)
-  assert out["init_images"]["positives"] == 8
-  assert out["other_members"]["positives"] == keep.sum() - 8
-  assert out["all_members"]["positives"] == keep.sum()
-  for group in out.values():
-    assert group["negatives"] == (~keep).sum()
-  assert out["init_images"]["auc"] == 1.0
-  assert out["other_members"]["auc"] < 0.8
+  assert out["init_images"].positives == 8
+  assert out["other_members"].positives == keep.sum() - 8
+  assert out["all_members"].positives == keep.sum()
+  for group in out.strata.values():
+    assert group.negatives == (~keep).sum()
+  assert set(out.curves) == set(out.strata)
+  assert AttackResult.from_json(out.to_json()) == out  # the JSON edge loses nothing
+  assert out["init_images"].auc == 1.0
+  assert out["other_members"].auc < 0.8
   no_init = stratified_metrics(membership, keep, np.zeros_like(keep))
   assert no_init["init_images"] is None
 
 
-def test_parse_recipe():
-  assert parse_recipe("real") == Recipe("real")
-  assert parse_recipe("random_subset(10)") == Recipe("random_subset", 10)
-  assert parse_recipe("condense(dm, 10, real)") == Recipe("condense", 10, "dm", "real")
-  assert parse_recipe("condense(dc,1)").init == "noise"
-  with pytest.raises(ValueError, match="Unknown recipe 'kip'"):
-    parse_recipe("kip(10)")
-  with pytest.raises(ValueError, match="Unknown condensation method 'mtt'"):
-    parse_recipe("condense(mtt,10,real)")
-  with pytest.raises(ValueError, match="Bad arguments"):
-    parse_recipe("random_subset()")
-
-
 def test_infinite_scores_tie_correctly():
   m = attack_metrics([np.inf, np.inf, -np.inf, -np.inf], [1, 0, 1, 0])
-  assert m["auc"] == pytest.approx(0.5) and m["balanced_accuracy"] == pytest.approx(0.5)
+  assert m.auc == pytest.approx(0.5) and m.balanced_accuracy == pytest.approx(0.5)
   with pytest.raises(ValueError, match="NaN"):
     attack_metrics([np.nan, 1.0], [1, 0])
 
@@ -152,7 +140,7 @@ def test_few_shadows_do_not_fake_a_signal(attack):
   m = attack_metrics(leave_one_out(scores, keep, attack), keep)
   # trials share examples and shadows, so the (independence-based) AUC interval is too narrow
   # here; without equal_sides the AUC was 0.63 (online) / 0.39 (pooled sd only).
-  assert abs(m["auc"] - 0.5) < 0.03, m["auc"]
+  assert abs(m.auc - 0.5) < 0.03, m.auc
 
 
 def test_cluster_bootstrap_auc_is_weighted_auc_and_wider_under_correlation():
@@ -166,13 +154,13 @@ def test_cluster_bootstrap_auc_is_weighted_auc_and_wider_under_correlation():
   example = np.broadcast_to(np.arange(300), keep.shape)
   naive = attack_metrics(scores, keep)
   boot = attack_metrics(scores, keep, clusters=example)
-  assert boot["auc"] == naive["auc"] and boot["auc_ci_method"] == "cluster_bootstrap"
-  assert (boot["auc_ci95"][1] - boot["auc_ci95"][0]) > 1.5 * (
-      naive["auc_ci95"][1] - naive["auc_ci95"][0])
-  assert boot["auc_ci95"][0] <= 0.5 <= boot["auc_ci95"][1]
+  assert boot.auc == naive.auc and boot.auc_ci_method == "cluster_bootstrap"
+  assert (boot.auc_ci95[1] - boot.auc_ci95[0]) > 1.5 * (
+      naive.auc_ci95[1] - naive.auc_ci95[0])
+  assert boot.auc_ci95[0] <= 0.5 <= boot.auc_ci95[1]
   # independent clusters of one trial each: the bootstrap brackets the AUC
   s, y = rng.normal(size=400) + np.r_[np.ones(200), np.zeros(200)], np.r_[np.ones(200, bool),
                                                                             np.zeros(200, bool)]
   lo, hi = cluster_bootstrap_auc(s, y, np.arange(400))
-  a = attack_metrics(s, y)["auc"]
+  a = attack_metrics(s, y).auc
   assert lo < a < hi and hi - lo < 0.15

@@ -5,9 +5,12 @@ the study the accuracy-versus-TPR summary."""
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from dcjax import io, plots
-from dcjax.audit.analysis import RecipeAnalysis
+
+if TYPE_CHECKING:  # the type only: drawing must not pull in the computation
+  from dcjax.audit.analysis import RecipeAnalysis
 
 
 def draw_recipe(name: str, analysis: RecipeAnalysis, out: str, subtitle: str) -> dict[str, str]:

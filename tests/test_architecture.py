@@ -1,0 +1,134 @@
+"""The architecture as a reviewer can check it: the package import graph (parsed with ``ast``),
+``dcjax.mia`` importable without flax / optax / orbax, and a condenser added through the
+registry alone running through the run pipeline and the audit."""
+
+import ast
+import dataclasses
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+import dcjax
+from dcjax.audit import AuditConfig, run_audit
+from dcjax.condense import condenser_names
+from dcjax.runs import Condense, parse
+
+ROOT = pathlib.Path(dcjax.__file__).parent
+# what each kind of module may not import (packages of dcjax by their first name component)
+MIA_FORBIDDEN = {"runs", "condense", "train", "nets", "checkpoint"}
+COMPUTATION = {"runs", "condense", "train", "nets", "checkpoint", "privacy", "data", "augment",
+               "mia.attacks", "mia.metrics", "mia.scores", "mia.masks", "audit.analysis",
+               "audit.study"}
+
+
+def _module_name(path: pathlib.Path) -> str:
+  parts = path.relative_to(ROOT.parent).with_suffix("").parts
+  return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: pathlib.Path) -> set[str]:
+  """dcjax modules imported by ``path`` (ignoring ``if TYPE_CHECKING:`` blocks)."""
+  tree = ast.parse(path.read_text())
+  skipped = set()
+  for node in ast.walk(tree):
+    if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+      skipped |= {id(n) for child in node.body for n in ast.walk(child)}
+  out = set()
+  for node in ast.walk(tree):
+    if id(node) in skipped:
+      continue
+    if isinstance(node, ast.Import):
+      out |= {a.name for a in node.names if a.name.startswith("dcjax")}
+    elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dcjax"):
+      # `from dcjax import io` imports dcjax.io; `from dcjax.mia import x` imports dcjax.mia
+      out |= {f"{node.module}.{a.name}" if node.module == "dcjax" else node.module
+              for a in node.names}
+  return out
+
+
+def _graph() -> dict[str, set[str]]:
+  return {_module_name(p): _imports(p) for p in ROOT.rglob("*.py")}
+
+
+def _package(module: str) -> str:
+  parts = module.split(".")
+  return parts[1] if len(parts) > 1 else ""
+
+
+def _covers(name: str, forbidden: set[str]) -> bool:
+  """dcjax.mia.metrics is covered by 'mia.metrics' and by 'mia'."""
+  rel = name.split(".", 1)[1] if "." in name else ""
+  return any(rel == f or rel.startswith(f + ".") for f in forbidden)
+
+
+def test_no_import_cycle_between_packages():
+  edges: dict[str, set[str]] = {}
+  for module, imports in _graph().items():
+    for imported in imports:
+      a, b = _package(module), _package(imported)
+      if a and b and a != b:
+        edges.setdefault(a, set()).add(b)
+  state: dict[str, int] = {}
+
+  def visit(node, path):
+    state[node] = 1
+    for nxt in sorted(edges.get(node, ())):
+      assert state.get(nxt) != 1, f"import cycle: {' -> '.join(path + [node, nxt])}"
+      if nxt not in state:
+        visit(nxt, path + [node])
+    state[node] = 2
+
+  for node in sorted(edges):
+    if node not in state:
+      visit(node, [])
+  assert "runs" in edges and "mia" not in edges.get("runs", ())  # runs -> mia is not needed
+
+
+def test_attacks_know_nothing_of_how_scores_were_produced():
+  graph = _graph()
+  mia = {m: i for m, i in graph.items() if _package(m) == "mia"}
+  assert len(mia) >= 5
+  for module, imports in mia.items():
+    bad = sorted(i for i in imports if _covers(i, MIA_FORBIDDEN))
+    assert not bad, f"{module} imports {bad}"
+
+
+@pytest.mark.parametrize("module", ["dcjax.audit.report", "dcjax.plots", "dcjax.audit.figures"])
+def test_report_and_plots_import_no_computation(module):
+  bad = sorted(i for i in _graph()[module] if _covers(i, COMPUTATION))
+  assert not bad, f"{module} imports computation: {bad}"
+
+
+def test_mia_imports_without_flax_optax_orbax():
+  code = ("import sys, dcjax.mia, dcjax.mia.metrics, dcjax.mia.results; "
+          "print(sorted({m.split('.')[0] for m in sys.modules} & "
+          "{'flax', 'optax', 'orbax', 'tensorflow', 'tensorflow_datasets'}))")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_a_condenser_added_through_the_registry_runs_in_the_audit(tmp_path):
+  import toy_condenser  # noqa: E402  (a module of this test; importing it registers toy_mean)
+  assert "toy_mean" in condenser_names()
+  recipe = parse("condense(toy_mean,2)")
+  assert recipe == Condense("toy_mean", 2, "real") and recipe.config is None
+
+  # the shapes of test_audit.py's TINY audit, whose programs the shared compilation cache holds
+  audit = AuditConfig(runs=4, pool_size=160, ipc=2, epochs=3, real_epochs=2,
+                      recipes="random_subset,condense(toy_mean,init=real)",
+                      attacks="loss,lira_offline_fixed", primary_attack="loss",
+                      ssim_shortlist=16, theory_iterations=60)
+  # run_audit -> dcjax.runs.run_recipe -> the recipe -> dcjax.condense.condense -> toy's step
+  results = run_audit(audit, str(tmp_path / "audit"), progress=False, log=lambda *_: None)
+  toy = results["recipes"]["condense(toy_mean,2,real)"]
+  assert toy["kind"] == "condense" and toy["method"] == "toy_mean"
+  assert len(toy["test_accuracy"]["per_run"]) == 4
+  assert toy["attacks"]["loss"]["init_images"]["positives"] == 4 * 2 * 10
+  assert toy["released_set"]["l2"]["own_init_fraction"] < 1.0  # it moved off its init images
+  with open(tmp_path / "audit" / "results.json") as f:
+    assert json.load(f)["comparison"][0]["recipe"] == "condense(toy_mean,2,real)"
