@@ -14,7 +14,7 @@ import pytest
 from dcjax.audit import AuditConfig, compare_with_baseline, get_preset, run_audit, runs_config
 from dcjax.audit.study import prepare
 from dcjax.checkpoint import ConfigMismatchError, load_tree
-from dcjax.mia import STRATA
+from dcjax.mia import STRATA, RocPoint, StratumMetrics
 from dcjax.runs import run_recipe
 from experiments import audit as audit_exp
 from tests.golden import differences, machine_identity, metrics_view
@@ -206,8 +206,9 @@ def test_cli_overrides_preset_fields_and_help_lists_presets(capsys):
 
 def test_comparison_rule_separates_disjoint_from_overlapping_intervals():
   def recipe(kind, auc, auc_ci, tpr, tpr_ci, accs):
-    m = {"auc": auc, "auc_ci95": auc_ci, "tpr_at_fpr": {"0.01": {"tpr": tpr,
-                                                                 "tpr_ci95": tpr_ci}}}
+    point = RocPoint(0.01, tpr, tuple(tpr_ci), 0, 100, 100, 0.01)
+    m = StratumMetrics(auc, tuple(auc_ci), "cluster_bootstrap", 0.5, {"0.01": point}, 100,
+                       100).to_json()
     return {"kind": kind, "test_accuracy": {"per_run": accs},
             "attacks": {"a": {"init_images": m, "other_members": m, "all_members": m}}}
 
