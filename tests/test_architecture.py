@@ -10,10 +10,12 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import dcjax
-from dcjax.audit import AuditConfig, run_audit
+from dcjax.audit import AuditConfig, prepare, run_audit
+from dcjax.checkpoint import Stage
 from dcjax.condense import condenser_names
 from dcjax.runs import Condense, parse
 
@@ -124,11 +126,18 @@ def test_a_condenser_added_through_the_registry_runs_in_the_audit(tmp_path):
                       attacks="loss,lira_offline_fixed", primary_attack="loss",
                       ssim_shortlist=16, theory_iterations=60)
   # run_audit -> dcjax.runs.run_recipe -> the recipe -> dcjax.condense.condense -> toy's step
-  results = run_audit(audit, str(tmp_path / "audit"), progress=False, log=lambda *_: None)
+  results = run_audit(audit, str(tmp_path / "audit"), progress=False, log=lambda *_: None,
+                      membership_only=True)
   toy = results["recipes"]["condense(toy_mean,2,real)"]
   assert toy["kind"] == "condense" and toy["method"] == "toy_mean"
   assert len(toy["test_accuracy"]["per_run"]) == 4
   assert toy["attacks"]["loss"]["init_images"]["positives"] == 4 * 2 * 10
-  assert toy["released_set"]["l2"]["own_init_fraction"] < 1.0  # it moved off its init images
   with open(tmp_path / "audit" / "results.json") as f:
     assert json.load(f)["comparison"][0]["recipe"] == "condense(toy_mean,2,real)"
+  # its training sets are stages like any recipe's: images moved off the init images
+  stage = Stage(str(tmp_path / "audit" / "stages" / "condense(toy_mean,2,real)" / "trainsets" /
+                    "run_0"))
+  trainset = stage.load().tree
+  pool_images = prepare(audit)[0].images
+  assert trainset["images"].shape == (20, 8, 8, 1)
+  assert np.abs(trainset["images"] - pool_images[trainset["init_indices"]]).max() > 1e-3

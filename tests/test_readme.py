@@ -17,5 +17,5 @@ def test_notebook_example_runs_as_written(tmp_path, monkeypatch, capsys):
   exec(compile(block, "README.md", "exec"), namespace)  # pylint: disable=exec-used
   metrics = namespace["metrics"]
   init = metrics["lira_offline_fixed"]["init_images"]
-  assert init["positives"] == 4 * 5 * 10  # 4 runs x ipc 5 x 10 classes
+  assert init.positives == 4 * 5 * 10  # 4 runs x ipc 5 x 10 classes
   assert "TPR@1%" in capsys.readouterr().out
