@@ -7,8 +7,9 @@ parameters up to float reassociation:
   one after another. XLA on CPU runs a convolution's gradient ~40x slower inside lax.scan /
   while_loop than when driven from Python (jax issue #12868), and vmap over per-model conv
   weights ~4x slower than a loop over models.
-* "scan" (GPU/TPU): the whole run of one model is a lax.scan, vmapped over models and mapped
-  over chunks of ``models_per_chunk`` with lax.map to cap memory.
+* "scan" (GPU/TPU): the whole run of one model is a lax.scan, vmapped over the models of a
+  chunk of ``models_per_chunk``; the chunks run one after another from a Python loop, which
+  caps memory.
 
 Data: a pool (N, H, W, C) with labels (N,); each model trains on the examples its mask keeps
 (or all), with optional per-example loss weights. An epoch visits that model's IN examples in a

@@ -1,0 +1,51 @@
+"""Runs an audit preset and compares its metrics with a golden copy stored before a refactor.
+
+    python benchmarks/golden_audit.py --preset quick      # ~3 min on 2 CPU cores
+
+The golden copy (``tests/data/golden_<preset>.json``) holds every number of results.json that
+the computation determines (``tests/golden.py::metrics_view``) and the machine that computed it.
+Prints JSON: whether the metrics are identical, how many leaves differ (the first ones listed),
+and whether this machine is the golden one's (another CPU model may round differently).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
+
+from dcjax.audit import get_preset, run_audit  # noqa: E402
+from tests.golden import differences, machine_identity, metrics_view  # noqa: E402
+
+DATA = os.path.join(os.path.dirname(__file__), os.pardir, "tests", "data")
+
+
+def main(argv=None) -> dict:
+  p = argparse.ArgumentParser(description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--preset", default="quick", help="audit preset with a golden copy")
+  args = p.parse_args(argv)
+  with open(os.path.join(DATA, f"golden_{args.preset}.json")) as f:
+    golden = json.load(f)
+  start = time.time()
+  with tempfile.TemporaryDirectory() as out:
+    results = run_audit(get_preset(args.preset), out, progress=False, preset=args.preset,
+                        log=lambda *_: None)
+  got = json.loads(json.dumps(metrics_view(results)))
+  diff = differences(got, golden["metrics"])
+  report = {"preset": args.preset, "identical": not diff, "differing_leaves": len(diff),
+            "first_differences": diff[:10], "golden_code_version": golden["code_version"],
+            "code_version": results["code_version"],
+            "same_machine_as_golden": golden["machine"] == machine_identity(),
+            "machine": machine_identity(), "seconds": round(time.time() - start, 1)}
+  print(json.dumps(report, indent=2))
+  return report
+
+
+if __name__ == "__main__":
+  main()
