@@ -59,6 +59,7 @@ def load_dataset(name: str, data_dir: str | None = None, zca: bool = False,
 
 
 def _digits_pixels():
+  # scikit-learn takes about a second to import; only the digits need it
   from sklearn.datasets import load_digits  # pylint: disable=import-outside-toplevel
 
   bunch = load_digits()

@@ -1,0 +1,179 @@
+"""Runs: recipe -> training set -> trained network -> logits of every pool example.
+
+The target, every shadow run and every baseline go through the same code. ``run`` is one run;
+``run_many`` stacks M runs (training through ``train_many``: a loop on CPU, vmap on GPU/TPU,
+with the M training sets concatenated into one array and selected by block masks so that the
+shapes stay static); ``run_recipe`` is ``run_many`` with its stages under
+``stage_dir/<recipe>/`` (``dcjax.checkpoint.Stage``), so that an interrupted job resumes:
+
+    trainsets/run_<r>/   one tree per run (images, labels, init_indices)
+    params/              the stacked parameters of all runs
+    logits/              (M, V, N, K) pool logits under the query views, (M, T, K) test logits
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from dcjax.augment import translate
+from dcjax.checkpoint import Stage, array_digest, key_digest
+from dcjax.data.dataset import Dataset
+from dcjax.data.facts import is_digit_like
+from dcjax.nets import get_net
+from dcjax.runs.recipes import Recipe, TrainingSet
+from dcjax.train import TrainConfig, accuracy, predict_many, train_many
+
+
+def query_views(dataset_name: str) -> tuple[str, ...]:
+  """Identity and mirror for natural images; identity and 1-px shifts for digits."""
+  if is_digit_like(dataset_name):
+    return ("identity", "shift_up", "shift_down", "shift_left", "shift_right")
+  return ("identity", "mirror")
+
+
+def apply_view(x: jax.Array, view: str) -> jax.Array:
+  n = x.shape[0]
+  shifts = {"shift_up": (-1, 0), "shift_down": (1, 0), "shift_left": (0, -1),
+            "shift_right": (0, 1)}
+  if view == "identity":
+    return x
+  if view == "mirror":
+    return x[:, :, ::-1, :]
+  if view in shifts:
+    dy, dx = shifts[view]
+    return translate(x, jnp.full((n,), dy), jnp.full((n,), dx))
+  raise ValueError(f"Unknown query view {view!r}.")
+
+
+def run_keys(key: jax.Array, num_runs: int) -> jax.Array:
+  """One key per run, the same for every recipe (so init_only and condense pair up)."""
+  return jnp.stack([jax.random.fold_in(key, r) for r in range(num_runs)])
+
+
+@dataclasses.dataclass(frozen=True)
+class RunsConfig:
+  """How each run's network is trained (before the recipe's own changes) and queried."""
+
+  net: str = "ConvNet"
+  train: TrainConfig = TrainConfig()
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResults:
+  """M runs of one recipe. view_logits (M, V, N, K); test_logits (M, T, K) and test_accuracy
+  (M,) (None without a test set); keep (M, N); init_indices (M, n) (n = 0 for recipes without
+  init images); train_images (M, S, H, W, C) (None for recipes that train on the pool);
+  variables: the stacked network variables."""
+
+  view_logits: np.ndarray
+  keep: np.ndarray
+  init_indices: np.ndarray
+  train_images: np.ndarray | None
+  variables: Any
+  test_logits: np.ndarray | None = None
+  test_accuracy: np.ndarray | None = None
+
+  def __getitem__(self, r: int) -> RunResults:
+    """Run r alone, as a stack of one."""
+    pick = lambda a: None if a is None else a[r:r + 1]  # noqa: E731
+    return RunResults(pick(self.view_logits), pick(self.keep), pick(self.init_indices),
+                      pick(self.train_images), jax.tree.map(pick, self.variables),
+                      pick(self.test_logits), pick(self.test_accuracy))
+
+
+def recipe_fingerprint(recipe: Recipe, pool: Dataset, keep, key, cfg: RunsConfig) -> dict:
+  return {"recipe": str(recipe), "recipe_fields": recipe, "runs_config": cfg,
+          "key": key_digest(key), "keep": array_digest(keep),
+          "pool": array_digest(pool.images, pool.labels), "dataset": pool.name}
+
+
+def _cached(stage: Stage | None, compute, recompute: bool):
+  return compute() if stage is None else stage.load_or_compute(compute, recompute)
+
+
+def run_many(keys: jax.Array, pool: Dataset, keep: np.ndarray, recipe: Recipe,
+             cfg: RunsConfig = RunsConfig(), test_set: Dataset | None = None,
+             stage_root: str | None = None, fingerprint: dict | None = None,
+             recompute: bool = False, progress: bool = False) -> RunResults:
+  """Runs r = 0..M-1 with keys[r] (M,) and keep[r] (M, N): training set from fold_in(key, 0),
+  training from fold_in(key, 1). With ``stage_root``, each stage is loaded if it matches
+  ``fingerprint`` and saved when computed."""
+  keep = np.asarray(keep, bool)
+  num_runs = keep.shape[0]
+  recipe.check_pool(pool, keep)
+  if test_set is not None:
+    pool.check_compatible(test_set)
+
+  def stage(*parts, **extra):
+    if stage_root is None:
+      return None
+    return Stage(os.path.join(stage_root, *parts), {**(fingerprint or {}), **extra})
+
+  trainsets = [TrainingSet.from_tree(_cached(
+      stage("trainsets", f"run_{r}", run=r),
+      lambda r=r: recipe.build_training_set(jax.random.fold_in(keys[r], 0), pool, keep[r])
+      .as_tree(), recompute))
+      for r in tqdm(range(0 if recipe.trains_on_pool else num_runs),
+                    desc=f"{recipe}: training sets", disable=not progress)]
+  net = get_net(cfg.net, pool.num_classes)
+
+  def train():
+    train_keys = jnp.stack([jax.random.fold_in(k, 1) for k in keys])
+    if recipe.trains_on_pool:
+      x, y, masks = pool.images, pool.labels, keep
+    else:
+      x = np.concatenate([t.images for t in trainsets])
+      y = np.concatenate([t.labels for t in trainsets])
+      masks = np.kron(np.eye(num_runs, dtype=bool), np.ones((1, len(trainsets[0].labels)), bool))
+    return train_many(train_keys, net, x, y, recipe.train_config(cfg.train), masks=masks,
+                      progress=progress)
+
+  variables = _cached(stage("params"), train, recompute)
+
+  def query():
+    pool_x = jnp.asarray(pool.images)
+    out = {"view_logits": np.stack([np.asarray(predict_many(net, variables, apply_view(pool_x, v)))
+                                    for v in query_views(pool.name)], axis=1)}
+    if test_set is not None:
+      out["test_logits"] = np.asarray(predict_many(net, variables, test_set.images))
+    return out
+
+  logits = _cached(stage("logits"), query, recompute)
+  test_logits = None if test_set is None else np.asarray(logits["test_logits"])
+  return RunResults(
+      view_logits=np.asarray(logits["view_logits"]), keep=keep,
+      init_indices=(np.stack([t.init_indices for t in trainsets]) if recipe.has_init_images
+                    else np.full((num_runs, 0), -1, np.int32)),
+      train_images=np.stack([t.images for t in trainsets]) if trainsets else None,
+      variables=variables, test_logits=test_logits,
+      test_accuracy=None if test_set is None else np.asarray(
+          accuracy(jnp.asarray(test_logits), test_set.labels)))
+
+
+def run(key: jax.Array, pool: Dataset, keep_mask: np.ndarray, recipe: Recipe,
+        cfg: RunsConfig = RunsConfig(), test_set: Dataset | None = None) -> RunResults:
+  """One run (key, keep_mask (N,)) as a stack of one: the same computation as run r of
+  ``run_many`` given keys[r] and keep[r]."""
+  return run_many(jnp.stack([key]), pool, np.asarray(keep_mask, bool)[None], recipe, cfg,
+                  test_set)
+
+
+def run_recipe(stage_dir: str, key: jax.Array, pool: Dataset, test_set: Dataset,
+               keep: np.ndarray, recipe: Recipe, cfg: RunsConfig = RunsConfig(),
+               recompute: bool = False, progress: bool = False) -> RunResults:
+  """All M runs of one recipe (run r has key fold_in(key, r)), resumable under
+  ``stage_dir/<recipe>/``."""
+  keep = np.asarray(keep, bool)
+  recipe.check_pool(pool, keep)  # before any directory is made
+  pool.check_compatible(test_set)
+  return run_many(run_keys(key, keep.shape[0]), pool, keep, recipe, cfg, test_set,
+                  stage_root=os.path.join(os.path.abspath(stage_dir), str(recipe)),
+                  fingerprint=recipe_fingerprint(recipe, pool, keep, key, cfg),
+                  recompute=recompute, progress=progress)

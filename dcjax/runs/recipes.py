@@ -1,0 +1,288 @@
+"""Recipes: what a run's network is trained on, given the IN examples of that run.
+
+One frozen dataclass per kind, one registry, one syntax (the CLI, the audit's config, the keys of
+results.json and the README all use it, and ``parse(str(recipe)) == recipe``):
+
+    real                          all IN examples (trained on the pool under the keep mask)
+    random_subset(ipc)            ipc random IN images per class (the naive baseline)
+    init_only(ipc)                the real images condense(dm, ipc, real) would start from
+    condense(method, ipc, init)   a condensed set by a registered condenser (init real|noise)
+
+Arguments are positional or ``name=value``; ``parse(text, defaults)`` fills the ones left out
+(the audit fills ``ipc`` from its config, so ``condense(dm,init=real)`` is a recipe there). A
+condenser's config is not part of the text: None means its reference preset.
+A new kind is a dataclass with ``KIND`` and ``build_training_set``, passed to
+``register_recipe``; one that changes training overrides ``train_config``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, ClassVar
+
+import jax
+import numpy as np
+
+from dcjax.condense import check_members, condense, get_condenser, random_subset
+from dcjax.condense.common import effective_batch_real
+from dcjax.condense.runner import split_run_key
+from dcjax.data.dataset import Dataset
+from dcjax.train import TrainConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSet:
+  """One run's training set. images (S, H, W, C), labels (S,), init_indices (S,) pool indices
+  of the real images each one is or started from (-1: none). Empty (S = 0) for recipes that
+  train on the pool itself under the run's keep mask."""
+
+  images: np.ndarray
+  labels: np.ndarray
+  init_indices: np.ndarray
+
+  def as_tree(self) -> dict[str, np.ndarray]:
+    return {"images": self.images, "labels": self.labels, "init_indices": self.init_indices}
+
+  @classmethod
+  def from_tree(cls, tree: dict) -> TrainingSet:
+    return cls(*(np.asarray(tree[k]) for k in ("images", "labels", "init_indices")))
+
+
+class Recipe:
+  """The base of every recipe kind (a frozen dataclass with a class attribute ``KIND``)."""
+
+  KIND: ClassVar[str]
+  trains_on_pool: ClassVar[bool] = False  # True: the run trains on the pool under its mask
+  has_init_images: ClassVar[bool] = False  # its set holds (or starts from) real pool images
+
+  @property
+  def name(self) -> str:
+    return str(self)
+
+  def __str__(self) -> str:
+    args = [str(getattr(self, name)) for name in self._syntax_fields()]
+    return self.KIND if not args else f"{self.KIND}({','.join(args)})"
+
+  @classmethod
+  def _syntax_fields(cls) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("syntax", True))
+
+  def check_pool(self, pool: Dataset, keep: np.ndarray) -> None:
+    """Raises, naming the run, when some run's IN examples cannot make this training set."""
+    del pool, keep
+
+  def with_fixed_shapes(self, pool: Dataset, keep: np.ndarray) -> Recipe:
+    """The recipe with every shape the same for all runs of ``keep`` (one compilation)."""
+    del pool, keep
+    return self
+
+  def training_set_size(self, pool: Dataset, keep: np.ndarray) -> int:
+    raise NotImplementedError
+
+  def build_training_set(self, key: jax.Array, pool: Dataset, keep: np.ndarray,
+                         progress: bool = False) -> TrainingSet:
+    raise NotImplementedError
+
+  def train_config(self, base: TrainConfig) -> TrainConfig:
+    """How this recipe's networks are trained, given the study's ``base`` config."""
+    return base
+
+
+@dataclasses.dataclass(frozen=True)
+class Real(Recipe):
+  KIND: ClassVar[str] = "real"
+  trains_on_pool: ClassVar[bool] = True
+
+  def training_set_size(self, pool, keep):
+    del pool
+    return int(np.asarray(keep, bool).sum(1).mean())
+
+  def build_training_set(self, key, pool, keep, progress=False):
+    del key, keep, progress  # nothing to build: the run trains on the pool under its keep mask
+    return TrainingSet(np.zeros((0, *pool.image_shape), np.float32), np.zeros((0,), np.int32),
+                       np.zeros((0,), np.int32))
+
+
+class _PerClass(Recipe):
+  """Recipes of ipc images per class drawn from each run's IN examples."""
+
+  def _check_ipc(self):
+    if not isinstance(self.ipc, int) or isinstance(self.ipc, bool) or self.ipc < 1:
+      raise ValueError(f"Recipe {self.KIND} needs a positive int ipc, got {self.ipc!r}.")
+
+  def check_pool(self, pool, keep):
+    for r, mask in enumerate(np.asarray(keep, bool)):
+      counts = pool.class_counts(mask)
+      if counts.min() < self.ipc:
+        raise ValueError(f"Pool too small for {self}: run {r} has only {int(counts.min())} IN "
+                         f"examples of class {int(counts.argmin())}, needs ipc={self.ipc}.")
+
+  def training_set_size(self, pool, keep):
+    del keep
+    return self.ipc * pool.num_classes
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomSubset(_PerClass):
+  KIND: ClassVar[str] = "random_subset"
+  has_init_images: ClassVar[bool] = True
+  ipc: int = None
+
+  def __post_init__(self):
+    self._check_ipc()
+
+  def build_training_set(self, key, pool, keep, progress=False):
+    return _from_synset(random_subset(key, pool, self.ipc, mask=np.asarray(keep, bool)))
+
+
+@dataclasses.dataclass(frozen=True)
+class InitOnly(_PerClass):
+  """The very images ``condense`` would start from with the same run key, unoptimised."""
+
+  KIND: ClassVar[str] = "init_only"
+  has_init_images: ClassVar[bool] = True
+  ipc: int = None
+
+  def __post_init__(self):
+    self._check_ipc()
+
+  def build_training_set(self, key, pool, keep, progress=False):
+    return _from_synset(random_subset(split_run_key(key)[0], pool, self.ipc,
+                                      mask=np.asarray(keep, bool)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Condense(_PerClass):
+  """A set condensed by the registered condenser ``method`` (config None: its preset)."""
+
+  KIND: ClassVar[str] = "condense"
+  method: str = None
+  ipc: int = None
+  init: str | None = None
+  config: Any = dataclasses.field(default=None, metadata={"syntax": False})
+
+  def __post_init__(self):
+    condenser = get_condenser(self.method)
+    self._check_ipc()
+    if self.init is None:
+      object.__setattr__(self, "init", condenser.default_init)
+    if self.init not in condenser.inits:
+      raise ValueError(f"Recipe {self.KIND}({self.method},...) needs init in "
+                       f"{list(condenser.inits)}, got {self.init!r}.")
+    if self.config is not None and not isinstance(self.config, condenser.config_class):
+      raise ValueError(f"The config of {self.method} must be a "
+                       f"{condenser.config_class.__name__}, got {type(self.config).__name__}.")
+
+  @property
+  def has_init_images(self) -> bool:  # type: ignore[override]
+    return self.init == "real"
+
+  def with_fixed_shapes(self, pool, keep):
+    """Caps the real batch per class by the smallest class of ANY run, so that every run has
+    the same static shapes (one compilation instead of one per run)."""
+    if self.config is None:
+      return self
+    batch = min(effective_batch_real(self.config.batch_real, pool.labels, pool.num_classes, k)
+                for k in np.asarray(keep, bool))
+    return dataclasses.replace(self, config=dataclasses.replace(self.config, batch_real=batch))
+
+  def build_training_set(self, key, pool, keep, progress=False):
+    return _from_synset(condense(key, pool, self.method, self.ipc, self.init,
+                                 mask=np.asarray(keep, bool), config=self.config,
+                                 progress=progress))
+
+
+def _from_synset(syn) -> TrainingSet:
+  return TrainingSet(np.asarray(syn.images), np.asarray(syn.labels),
+                     np.asarray(syn.init_indices))
+
+
+_RECIPES: dict[str, type] = {}
+
+
+def register_recipe(cls: type, replace: bool = False) -> type:
+  """Adds a recipe kind (a frozen dataclass subclassing ``Recipe`` with ``KIND``)."""
+  if not (isinstance(cls, type) and issubclass(cls, Recipe) and dataclasses.is_dataclass(cls)):
+    raise TypeError(f"{cls!r} is not a dataclass subclassing Recipe.")
+  if cls.KIND in _RECIPES and not replace:
+    raise ValueError(f"A recipe kind named {cls.KIND!r} is already registered.")
+  _RECIPES[cls.KIND] = cls
+  return cls
+
+
+def recipe_kinds() -> list[str]:
+  return list(_RECIPES)
+
+
+for _cls in (Real, RandomSubset, InitOnly, Condense):
+  register_recipe(_cls)
+
+_PATTERN = re.compile(r"^\s*(\w+)\s*(?:\((.*)\))?\s*$")
+EXAMPLES = "'real', 'random_subset(10)', 'init_only(10)' or 'condense(dm,10,real)'"
+
+
+def parse(text: str, defaults: dict[str, Any] | None = None) -> Recipe:
+  """'condense(dm,10,real)' -> Condense("dm", 10, "real"). ``defaults`` fill arguments that the
+  text leaves out (by name, for the kinds that have them)."""
+  match = _PATTERN.match(text) if isinstance(text, str) else None
+  if not match:
+    raise ValueError(f"Cannot parse recipe {text!r}; expected e.g. {EXAMPLES}.")
+  kind, body = match.group(1), match.group(2)
+  if kind not in _RECIPES:
+    raise ValueError(f"Unknown recipe {kind!r} in {text!r}; expected one of {recipe_kinds()}.")
+  cls = _RECIPES[kind]
+  names = cls._syntax_fields()  # pylint: disable=protected-access
+  args = [a.strip() for a in (body or "").split(",") if a.strip()]
+  values: dict[str, Any] = {}
+  keywords = False
+  try:
+    for i, arg in enumerate(args):
+      if "=" in arg:
+        name, value = (p.strip() for p in arg.split("=", 1))
+        keywords = True
+      elif keywords or i >= len(names):
+        raise ValueError(f"positional argument {arg!r} after keywords or beyond {list(names)}")
+      else:
+        name, value = names[i], arg
+      if name not in names:
+        raise ValueError(f"{kind} has no argument {name!r}; it takes {list(names)}")
+      if name in values:
+        raise ValueError(f"argument {name!r} given twice")
+      values[name] = _value(cls, name, value)
+    for name, value in (defaults or {}).items():
+      if name in names and name not in values:
+        values[name] = value
+    return cls(**values)
+  except (TypeError, ValueError) as err:
+    raise ValueError(f"Bad recipe {text!r}: {str(err).rstrip('.')}. Expected e.g. "
+                     f"{EXAMPLES}.") from err
+
+
+def split_list(text: str) -> list[str]:
+  """'real,condense(dm,10,real)' -> ['real', 'condense(dm,10,real)'] (commas inside
+  parentheses belong to their recipe)."""
+  parts, depth, current = [], 0, ""
+  for ch in text:
+    depth += {"(": 1, ")": -1}.get(ch, 0)
+    if ch == "," and depth == 0:
+      parts.append(current.strip())
+      current = ""
+    else:
+      current += ch
+  parts.append(current.strip())
+  return [p for p in parts if p]
+
+
+def parse_list(text: str, defaults: dict[str, Any] | None = None) -> list[Recipe]:
+  """A comma-separated list of recipes (see ``parse``)."""
+  return [parse(part, defaults) for part in split_list(text)]
+
+
+def _value(cls: type, name: str, text: str) -> Any:
+  field = next(f for f in dataclasses.fields(cls) if f.name == name)
+  if field.type in ("int", int):
+    return int(text)
+  if field.type in ("float", float):
+    return float(text)
+  return text
