@@ -56,6 +56,11 @@ def main(argv=None) -> dict:
   parser.add_argument("--full", action="store_true", help="dc/dsa: time whole iterations")
   parser.add_argument("--batch-real", type=int, default=None,
                       help="real images per class (default: the preset's 256)")
+  parser.add_argument("--conv-impl", default="xla", choices=["xla", "im2col"],
+                      help="the condensing network's convolution (default: xla)")
+  parser.add_argument("--real-chunk", default="0",
+                      help="real images per embedding / gradient chunk: 0 per backend, 'none' "
+                      "one pass (default: 0)")
   args = parser.parse_args(argv)
 
   pool, _ = load_dataset("synthetic", num_classes=NUM_CLASSES, train_per_class=PER_CLASS,
@@ -64,7 +69,9 @@ def main(argv=None) -> dict:
   cfg = spec.preset(args.ipc)
   if args.batch_real is not None:
     cfg = dataclasses.replace(cfg, batch_real=args.batch_real)
-  net = get_net(cfg.net, NUM_CLASSES, init_scheme=cfg.init_scheme)
+  cfg = dataclasses.replace(cfg, real_chunk=None if args.real_chunk == "none"
+                            else int(args.real_chunk))
+  net = get_net(cfg.net, NUM_CLASSES, init_scheme=cfg.init_scheme, conv_impl=args.conv_impl)
   px, py = jnp.asarray(pool.images), jnp.asarray(pool.labels)
   images, _ = common.init_images(jax.random.key(0), px, py, NUM_CLASSES, args.ipc, "real")
   opt_state = spec.init_state(cfg, images)
@@ -72,7 +79,8 @@ def main(argv=None) -> dict:
   result = {"method": args.method, "ipc": args.ipc, "backend": jax.default_backend(),
             "num_classes": NUM_CLASSES, "real_per_class": PER_CLASS, "image_shape": list(SHAPE),
             "synthetic_images": NUM_CLASSES * args.ipc, "batch_real": cfg.batch_real,
-            "net": f"{cfg.net} (width 128, {cfg.init_scheme} init)",
+            "net": f"{cfg.net} (width 128, {cfg.init_scheme} init, {args.conv_impl} conv)",
+            "real_chunk": cfg.real_chunk,
             "dsa_strategy": cfg.dsa_strategy, "repeats": args.repeats}
 
   if args.method == "dm" or args.full:

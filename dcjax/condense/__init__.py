@@ -4,13 +4,14 @@ runner."""
 from dcjax.condense.dc import DCConfig, match_distance
 from dcjax.condense.dm import DMConfig
 from dcjax.condense.evaluate import evaluate, protocol_config
+from dcjax.condense.many import condense_many
 from dcjax.condense.registry import (Condenser, condenser_names, get_condenser,
                                      register_condenser)
 from dcjax.condense.runner import check_members, condense, random_subset, validate
 from dcjax.condense.synthetic_set import (SyntheticSet, load_synthetic_set, save_synthetic_set,
                                          synset_complete)
 
-__all__ = ["Condenser", "DCConfig", "DMConfig", "SyntheticSet", "check_members", "condense",
+__all__ = ["Condenser", "DCConfig", "DMConfig", "SyntheticSet", "check_members", "condense", "condense_many",
            "condenser_names", "evaluate", "get_condenser", "load_synthetic_set",
            "match_distance", "protocol_config", "random_subset", "register_condenser",
            "save_synthetic_set", "synset_complete", "validate"]

@@ -33,7 +33,7 @@ class DMConfig:
   dsa_strategy: str | None = DEFAULT_STRATEGY
   net: str = "ConvNet"
   init_scheme: str = "torch"  # the reference embeds with PyTorch-initialised random networks
-  real_chunk: int | None = 0  # 0: per backend (64 on CPU); None: one pass
+  real_chunk: int | None = 0  # 0: per backend (128 on CPU); None: one pass
 
   def __post_init__(self):
     checks.positive_ints(self, "iterations", "batch_real")
@@ -59,7 +59,7 @@ def dm_loss(net: nn.Module, cfg: DMConfig, images: jax.Array, variables, real: j
   """
   num_classes, batch = real.shape[:2]
   syn = images.reshape(num_classes, -1, *images.shape[1:])
-  chunk = common.default_chunk() if cfg.real_chunk == 0 else cfg.real_chunk
+  chunk = common.default_chunk(embedding=True) if cfg.real_chunk == 0 else cfg.real_chunk
   embed = lambda x: net.apply(variables, x, method="embed")
   keys = common.class_keys(aug_key, num_classes)
   real = common.siamese_dsa(keys, real, cfg.dsa_strategy)

@@ -27,7 +27,9 @@ class Condenser:
   step: Callable
   default_init: str = "real"
   inits: tuple[str, ...] = common.INITS
-  vectorised: bool = False  # has a path vectorised over runs (else runs one after another)
+  # True: ``step`` is one pure jittable function, so ``condense_many`` can vmap it over runs
+  # and scan it over iterations; False: runs go one after another (loop strategy)
+  vectorised: bool = False
   summary: str = ""
 
 
@@ -57,7 +59,7 @@ def condenser_names() -> list[str]:
 
 
 register_condenser(Condenser(
-    "dm", dm.DMConfig, dm.preset, dm.init_state, dm.step, "real",
+    "dm", dm.DMConfig, dm.preset, dm.init_state, dm.step, "real", vectorised=True,
     summary="distribution matching (Zhao & Bilen 2023)"))
 register_condenser(Condenser(
     "dc", dc.DCConfig, dc.preset, dc.init_state, dc.step, "noise",

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from dcjax.augment import translate
 from dcjax.checkpoint import Stage, array_digest, key_digest
@@ -98,6 +98,29 @@ def _cached(stage: Stage | None, compute, recompute: bool):
   return compute() if stage is None else stage.load_or_compute(compute, recompute)
 
 
+def _training_sets(keys, pool, keep, recipe: Recipe, stage, stage_root, recompute: bool,
+                   progress: bool) -> list[TrainingSet]:
+  """Every run's training set from fold_in(keys[r], 0): finished ones from their stages, the
+  others built together (``recipe.build_training_sets``) and saved run by run."""
+  stages = [stage("trainsets", f"run_{r}", run=r) for r in range(keep.shape[0])]
+  loaded = [None if s is None else s.load("redo" if recompute else "refuse") for s in stages]
+  missing = [r for r, item in enumerate(loaded) if item is None]
+  built = {}
+  if missing:
+    in_progress = None if stage_root is None else os.path.join(stage_root, "trainsets",
+                                                               "in_progress")
+    sets = recipe.build_training_sets(
+        jnp.stack([jax.random.fold_in(keys[r], 0) for r in missing]), pool, keep[missing],
+        progress=progress, checkpoint_dir=in_progress, recompute=recompute)
+    for r, item in zip(missing, sets):
+      built[r] = item if stages[r] is None else TrainingSet.from_tree(
+          stages[r].save(item.as_tree()).tree)
+    if in_progress is not None and os.path.isdir(in_progress):
+      shutil.rmtree(in_progress)  # every run's set is its own stage now
+  return [built[r] if item is None else TrainingSet.from_tree(item.tree)
+          for r, item in enumerate(loaded)]
+
+
 def run_many(keys: jax.Array, pool: Dataset, keep: np.ndarray, recipe: Recipe,
              cfg: RunsConfig = RunsConfig(), test_set: Dataset | None = None,
              stage_root: str | None = None, fingerprint: dict | None = None,
@@ -116,12 +139,8 @@ def run_many(keys: jax.Array, pool: Dataset, keep: np.ndarray, recipe: Recipe,
       return None
     return Stage(os.path.join(stage_root, *parts), {**(fingerprint or {}), **extra})
 
-  trainsets = [TrainingSet.from_tree(_cached(
-      stage("trainsets", f"run_{r}", run=r),
-      lambda r=r: recipe.build_training_set(jax.random.fold_in(keys[r], 0), pool, keep[r])
-      .as_tree(), recompute))
-      for r in tqdm(range(0 if recipe.trains_on_pool else num_runs),
-                    desc=f"{recipe}: training sets", disable=not progress)]
+  trainsets = [] if recipe.trains_on_pool else _training_sets(
+      keys, pool, keep, recipe, stage, stage_root, recompute, progress)
   net = get_net(cfg.net, pool.num_classes)
 
   def train():

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import jax
 import numpy as np
 
-from dcjax.condense import check_members, condense, get_condenser, random_subset
+from dcjax.condense import condense, condense_many, get_condenser, random_subset
 from dcjax.condense.common import effective_batch_real
 from dcjax.condense.runner import split_run_key
 from dcjax.data.dataset import Dataset
@@ -83,6 +83,15 @@ class Recipe:
   def build_training_set(self, key: jax.Array, pool: Dataset, keep: np.ndarray,
                          progress: bool = False) -> TrainingSet:
     raise NotImplementedError
+
+  def build_training_sets(self, keys: jax.Array, pool: Dataset, keep: np.ndarray,
+                          progress: bool = False, checkpoint_dir: str | None = None,
+                          recompute: bool = False) -> list[TrainingSet]:
+    """The training sets of runs r with keys[r] and keep[r]; kinds with a faster form for
+    many runs (``Condense``: ``condense_many``) override it. ``checkpoint_dir``: where such a
+    form may keep its progress."""
+    del checkpoint_dir, recompute
+    return [self.build_training_set(k, pool, m, progress) for k, m in zip(keys, keep)]
 
   def train_config(self, base: TrainConfig) -> TrainConfig:
     """How this recipe's networks are trained, given the study's ``base`` config."""
@@ -191,6 +200,13 @@ class Condense(_PerClass):
     return _from_synset(condense(key, pool, self.method, self.ipc, self.init,
                                  mask=np.asarray(keep, bool), config=self.config,
                                  progress=progress))
+
+  def build_training_sets(self, keys, pool, keep, progress=False, checkpoint_dir=None,
+                          recompute=False):
+    """All runs at once (``condense_many``), checkpointed per block in ``checkpoint_dir``."""
+    return [_from_synset(s) for s in condense_many(
+        keys, pool, self.method, self.ipc, self.init, np.asarray(keep, bool), self.config,
+        checkpoint_dir=checkpoint_dir, recompute=recompute, progress=progress)]
 
 
 def _from_synset(syn) -> TrainingSet:
