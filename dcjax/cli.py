@@ -85,9 +85,13 @@ def exit_code(err: BaseException) -> int:
 
 def run_main(main, argv: list[str], prog: str = "dcjax",
              interrupted: str = "interrupted: finished stages are kept; the same command "
-             "resumes from them") -> None:
+             "resumes from them", last_words: bool = False) -> None:
   """Runs an experiment's main. A refusal prints one line on stderr and exits 2 (bad input) or
   1 (bad state, failure at run time); no traceback unless the environment sets DCJAX_DEBUG=1.
+
+  last_words: the process ends right after (``entry_point``): once the line is written, stderr
+  is closed to everything else. Releasing the error frees what it held (Orbax's pending reads
+  of a damaged file), whose clean-up reports to stderr from the main thread or another one.
   """
   try:
     main(argv)
@@ -102,7 +106,16 @@ def run_main(main, argv: list[str], prog: str = "dcjax",
       message = (f"internal error ({type(err).__name__}): {message} (set DCJAX_DEBUG=1 for "
                  "the traceback)")
     sys.stderr.write(f"{prog}: error: {message}\n")
+    if last_words:
+      _silence_stderr()
     raise SystemExit(exit_code(err)) from None
+
+
+def _silence_stderr() -> None:
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+  sys.unraisablehook = lambda *_: None
 
 
 def entry_point(main, prog: str) -> None:
@@ -110,15 +123,11 @@ def entry_point(main, prog: str) -> None:
   process ends at once (``os._exit``), so that nothing prints after its one line: no library's
   background thread can add to stderr during interpreter teardown."""
   try:
-    run_main(main, sys.argv[1:], prog=prog)
+    run_main(main, sys.argv[1:], prog=prog, last_words=True)
   except SystemExit as stop:
     code = stop.code if isinstance(stop.code, int) else 1
     if code:
-      sys.stdout.flush()
-      sys.stderr.flush()
-      # The one line is out. A library thread still running (Orbax's reads of a damaged file
-      # report to stderr when their event loop is gone) must not add to it before the exit.
-      os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+      _silence_stderr()  # (usage errors exit through argparse, not run_main's handler)
       os._exit(code)  # pylint: disable=protected-access
     raise
 

@@ -15,7 +15,7 @@ from dcjax.condense import DMConfig, condense, condense_many
 from dcjax.data import load_dataset
 from dcjax.mia import balanced_keep_masks
 
-CFG = DMConfig(iterations=4, batch_real=2, dsa_strategy="flip_scale", net="ConvNetW32")
+CFG = DMConfig(iterations=2, batch_real=2, dsa_strategy="flip_scale", net="ConvNetW32")
 ROOT = os.path.join(os.path.dirname(__file__), os.pardir)
 
 
@@ -42,7 +42,7 @@ def reference():
 def test_each_run_equals_condense_from_its_key(reference, strategy):
   pool, keys, masks = _inputs(2)
   many = condense_many(keys, pool, "dm", 2, "real", masks, CFG, strategy=strategy,
-                       checkpoint_every=2)
+                       checkpoint_every=1)
   for one, ref in zip(many, reference):
     np.testing.assert_array_equal(one.init_indices, ref.init_indices)
     np.testing.assert_allclose(one.images, ref.images, rtol=1e-5, atol=1e-5)
@@ -52,10 +52,10 @@ def test_resumes_from_its_last_block(reference, tmp_path):
   pool, keys, masks = _inputs(2)
   ckpt = str(tmp_path / "c")
   condense_many(keys, pool, "dm", 2, "real", masks, CFG, strategy="loop", checkpoint_dir=ckpt,
-                checkpoint_every=2)
-  shutil.rmtree(os.path.join(ckpt, "steps", "4"))  # as a kill during the second block leaves it
+                checkpoint_every=1)
+  shutil.rmtree(os.path.join(ckpt, "steps", "2"))  # as a kill during the second block leaves it
   resumed = condense_many(keys, pool, "dm", 2, "real", masks, CFG, strategy="loop",
-                          checkpoint_dir=ckpt, checkpoint_every=2)
+                          checkpoint_dir=ckpt, checkpoint_every=1)
   for one, ref in zip(resumed, reference):
     np.testing.assert_allclose(one.images, ref.images, rtol=1e-5, atol=1e-5)
   with pytest.raises(ValueError, match="different configuration"):
@@ -81,7 +81,7 @@ from dcjax.condense import condense_many
 from dcjax.condense.many import run_mesh
 pool, keys, masks = _inputs(8)
 many = condense_many(keys, pool, "dm", 2, "real", masks, CFG, strategy="vmap",
-                     checkpoint_every=2)
+                     checkpoint_every=1)
 print(json.dumps({{"devices": jax.device_count(), "mesh": run_mesh(8) is not None,
                   "images": np.stack([np.asarray(s.images) for s in many]).tolist()}}))
 """
@@ -99,13 +99,10 @@ def test_sharded_over_8_host_devices_equals_one_device():
   assert sharded["devices"] == 8 and sharded["mesh"]
   pool, keys, masks = _inputs(8)
   one = condense_many(keys, pool, "dm", 2, "real", masks, CFG, strategy="vmap",
-                      checkpoint_every=2)
-  loop = condense_many(keys, pool, "dm", 2, "real", masks, CFG, strategy="loop",
-                       checkpoint_every=2)
-  sharded = np.asarray(sharded["images"])
+                      checkpoint_every=1)
   # Not bit-identical: on one device XLA lowers the 8 runs' vmapped convolutions to grouped
   # ones, sharded it runs one run's per device, and the float order differs; DM's image lr of
-  # 1.0 carries it on. Measured: 72 of 3,072 values differ by more than 1e-6, at most 3.9e-4.
-  for other in (one, loop):
-    np.testing.assert_allclose(sharded, np.stack([np.asarray(s.images) for s in other]),
-                               rtol=1e-2, atol=2e-3)
+  # 1.0 carries it on. Measured (4 iterations): 72 of 3,072 values differ by more than 1e-6,
+  # at most 3.9e-4.
+  np.testing.assert_allclose(np.asarray(sharded["images"]),
+                             np.stack([np.asarray(s.images) for s in one]), rtol=1e-2, atol=2e-3)
