@@ -4,7 +4,6 @@ registry alone running through the run pipeline and the audit."""
 
 import ast
 import dataclasses
-import json
 import os
 import pathlib
 import subprocess
@@ -14,10 +13,11 @@ import numpy as np
 import pytest
 
 import dcjax
-from dcjax.audit import AuditConfig, prepare, run_audit
+from dcjax.audit import AuditConfig, prepare, recipes
 from dcjax.checkpoint import Stage
 from dcjax.condense import condenser_names
 from dcjax.runs import Condense, parse
+from experiments import mia as mia_exp
 
 ROOT = pathlib.Path(dcjax.__file__).parent
 # what each kind of module may not import (packages of dcjax by their first name component)
@@ -115,29 +115,43 @@ def test_mia_imports_without_flax_optax_orbax():
 
 
 def test_a_condenser_added_through_the_registry_runs_in_the_audit(tmp_path):
+  """toy_condenser.py registers ``toy_mean`` from outside dcjax; the membership-only audit
+  (experiments.mia, the audit's study code) runs it: run_audit -> dcjax.runs.run_recipe -> the
+  recipe -> dcjax.condense.condense_many -> its step."""
   import toy_condenser  # noqa: E402  (a module of this test; importing it registers toy_mean)
   assert "toy_mean" in condenser_names()
   recipe = parse("condense(toy_mean,2)")
   assert recipe == Condense("toy_mean", 2, "real") and recipe.config is None
+  assert isinstance(recipes(AuditConfig(recipes="random_subset,condense(toy_mean,init=real)",
+                                        ipc=2), (8, 8, 1))[1].config, toy_condenser.ToyConfig)
 
+  out = str(tmp_path / "m")
   # the shapes of test_audit.py's TINY audit, whose programs the shared compilation cache holds
-  audit = AuditConfig(runs=4, pool_size=160, ipc=2, epochs=3, real_epochs=2,
-                      recipes="random_subset,condense(toy_mean,init=real)",
-                      attacks="loss,lira_offline_fixed", primary_attack="loss",
-                      ssim_shortlist=16, theory_iterations=60)
-  # run_audit -> dcjax.runs.run_recipe -> the recipe -> dcjax.condense.condense -> toy's step
-  results = run_audit(audit, str(tmp_path / "audit"), progress=False, log=lambda *_: None,
-                      membership_only=True)
-  toy = results["recipes"]["condense(toy_mean,2,real)"]
+  args = ["--runs", "4", "--pool-size", "160", "--ipc", "2", "--recipes",
+          "random_subset,real,condense(toy_mean,init=real)", "--epochs", "3", "--real-epochs",
+          "2", "--attacks", "loss,lira_offline", "--primary-attack", "loss", "--out", out,
+          "--quiet"]
+  res = mia_exp.main(args)
+  assert res["membership_only"] and res["theory"] is None
+  assert set(res["recipes"]) == {"random_subset(2)", "real", "condense(toy_mean,2,real)"}
+  toy = res["recipes"]["condense(toy_mean,2,real)"]
   assert toy["kind"] == "condense" and toy["method"] == "toy_mean"
-  assert len(toy["test_accuracy"]["per_run"]) == 4
-  assert toy["attacks"]["loss"]["init_images"]["positives"] == 4 * 2 * 10
-  with open(tmp_path / "audit" / "results.json") as f:
-    assert json.load(f)["comparison"][0]["recipe"] == "condense(toy_mean,2,real)"
-  # its training sets are stages like any recipe's: images moved off the init images
-  stage = Stage(str(tmp_path / "audit" / "stages" / "condense(toy_mean,2,real)" / "trainsets" /
-                    "run_0"))
-  trainset = stage.load().tree
-  pool_images = prepare(audit)[0].images
+  for name, r in res["recipes"].items():
+    assert r["released_set"] is None and set(r["figures"]) == {"roc"}
+    assert os.path.exists(os.path.join(out, r["figures"]["roc"]))
+    loss = r["attacks"]["loss"]
+    assert loss["all_members"]["positives"] + loss["all_members"]["negatives"] == 4 * 160
+    assert (loss["init_images"] is None) == (name == "real")
+    if name != "real":
+      assert loss["init_images"]["positives"] == 4 * 20  # 4 runs x 10 classes x ipc 2
+  with open(os.path.join(out, "report.md")) as f:
+    report = f.read()
+  assert "## Against the random-subset baseline" in report and "Visual privacy" not in report
+  # its training sets are stages like any recipe's: the images moved off their init images
+  trainset = Stage(os.path.join(out, "stages", "condense(toy_mean,2,real)", "trainsets",
+                                "run_0")).load().tree
+  pool_images = prepare(AuditConfig(runs=4, pool_size=160, ipc=2))[0].images
   assert trainset["images"].shape == (20, 8, 8, 1)
   assert np.abs(trainset["images"] - pool_images[trainset["init_indices"]]).max() > 1e-3
+  with pytest.raises(ValueError, match="different configuration"):
+    mia_exp.main([*args[:-3], "--seed", "1", "--out", out])
