@@ -155,3 +155,16 @@ def test_a_condenser_added_through_the_registry_runs_in_the_audit(tmp_path):
   assert np.abs(trainset["images"] - pool_images[trainset["init_indices"]]).max() > 1e-3
   with pytest.raises(ValueError, match="different configuration"):
     mia_exp.main([*args[:-3], "--seed", "1", "--out", out])
+
+  # fewer attacks only change the analysis: summaries are recomputed from the finished stages,
+  # and nothing is retrained
+  def stage_times():
+    return {root: os.path.getmtime(os.path.join(root, "stage.json"))
+            for root, _, files in os.walk(os.path.join(out, "stages")) if "stage.json" in files}
+
+  before = stage_times()
+  fewer = mia_exp.main([*args[:args.index("--attacks")], "--attacks", "loss",
+                        *args[args.index("--attacks") + 2:]])
+  assert fewer["resumed_recipes"] == [] and stage_times() == before and len(before) >= 10
+  assert set(fewer["recipes"]["real"]["attacks"]) == {"loss"}
+  assert fewer["recipes"]["real"]["attacks"]["loss"] == res["recipes"]["real"]["attacks"]["loss"]
