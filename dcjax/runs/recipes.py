@@ -133,32 +133,38 @@ class _PerClass(Recipe):
 
 
 @dataclasses.dataclass(frozen=True)
-class RandomSubset(_PerClass):
-  KIND: ClassVar[str] = "random_subset"
+class _RealImages(_PerClass):
+  """ipc real IN images per class, drawn from ``_draw_key(run key)``, unoptimised."""
+
   has_init_images: ClassVar[bool] = True
   ipc: int = None
 
   def __post_init__(self):
     self._check_ipc()
 
+  def _draw_key(self, key: jax.Array) -> jax.Array:
+    return key
+
   def build_training_set(self, key, pool, keep, progress=False):
-    return _from_synset(random_subset(key, pool, self.ipc, mask=np.asarray(keep, bool)))
+    return _from_synset(random_subset(self._draw_key(key), pool, self.ipc,
+                                      mask=np.asarray(keep, bool)))
 
 
 @dataclasses.dataclass(frozen=True)
-class InitOnly(_PerClass):
+class RandomSubset(_RealImages):
+  """The naive baseline: ipc random IN images per class."""
+
+  KIND: ClassVar[str] = "random_subset"
+
+
+@dataclasses.dataclass(frozen=True)
+class InitOnly(_RealImages):
   """The very images ``condense`` would start from with the same run key, unoptimised."""
 
   KIND: ClassVar[str] = "init_only"
-  has_init_images: ClassVar[bool] = True
-  ipc: int = None
 
-  def __post_init__(self):
-    self._check_ipc()
-
-  def build_training_set(self, key, pool, keep, progress=False):
-    return _from_synset(random_subset(split_run_key(key)[0], pool, self.ipc,
-                                      mask=np.asarray(keep, bool)))
+  def _draw_key(self, key):
+    return split_run_key(key)[0]
 
 
 @dataclasses.dataclass(frozen=True)
