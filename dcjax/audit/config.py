@@ -122,8 +122,9 @@ def condenser_config(cfg: AuditConfig, method: str, image_shape):
   network, and the dataset's DSA strategy where the preset augments."""
   preset = get_condenser(method).preset(cfg.ipc)
   fields = {f.name for f in dataclasses.fields(preset)}
-  changes = {name[len(method) + 1:]: getattr(cfg, name) for name in _FIELD_NAMES
-             if name.startswith(method + "_") and name[len(method) + 1:] in fields}
+  prefix = method + "_"
+  changes = {f.name[len(prefix):]: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+             if f.name.startswith(prefix) and f.name[len(prefix):] in fields}
   if "net" in fields:
     changes["net"] = cfg.cond_net or default_net(image_shape)
   if getattr(preset, "dsa_strategy", None):
@@ -146,8 +147,6 @@ def _paper(dataset: str, ipc: int) -> AuditConfig:
                      dc_iterations=1000, dc_outer_loop=outer, dc_inner_loop=inner,
                      dc_batch_real=256, theory_iterations=3000)
 
-
-_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(AuditConfig))
 
 PRESETS: dict[str, AuditConfig] = {
     # ~2 minutes on 2 CPU cores: a smoke run of the whole pipeline, not evidence

@@ -15,7 +15,6 @@ The stacked state (images (M, S, H, W, C) and optimiser states) is checkpointed 
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Any
 
@@ -28,10 +27,10 @@ from tqdm.auto import tqdm
 from dcjax import checkpoint as ckpt
 from dcjax.condense import common
 from dcjax.condense.registry import Condenser, get_condenser
-from dcjax.condense.runner import split_run_key, validate
+from dcjax.condense.runner import nan_error, resolve_config, split_run_key, validate
 from dcjax.condense.synthetic_set import SyntheticSet, class_major_labels
 from dcjax.data.dataset import Dataset
-from dcjax.nets import default_net, get_net
+from dcjax.nets import get_net
 
 STRATEGIES = ("auto", "loop", "vmap")
 
@@ -113,8 +112,7 @@ def condense_many(keys: jax.Array, dataset: Dataset, method: str, ipc: int,
     validate(dataset, method, ipc, init, mask)
   if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
     raise ValueError(f"checkpoint_every must be a positive int, got {checkpoint_every!r}.")
-  cfg = config if config is not None else dataclasses.replace(
-      condenser.preset(ipc), net=default_net(dataset.image_shape))
+  cfg = resolve_config(condenser, ipc, dataset, config)
   how = resolve_strategy(strategy, condenser)
   num_runs, num_classes = masks.shape[0], dataset.num_classes
   net = get_net(cfg.net, num_classes, init_scheme=cfg.init_scheme)
@@ -197,9 +195,5 @@ def _check_finite(losses: np.ndarray, start: int, method: str, saver, checkpoint
   bad = np.argwhere(~np.isfinite(losses))
   if bad.size:
     i, r = bad[0]
-    last = None if saver is None else saver.latest_step()
-    raise FloatingPointError(
-        f"{method} loss became {losses[i, r]} at iteration {start + i + 1} of run {r}; "
-        f"stopped. Last good checkpoint: "
-        f"{'none' if last is None else f'iteration {last} in {checkpoint_dir}'}. Lower the "
-        "image learning rate or check the data for extreme values.")
+    raise nan_error(method, losses[i, r], start + i + 1,
+                    None if saver is None else saver.latest_step(), checkpoint_dir, run=int(r))

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from dcjax import checkpoint as ckpt
 from dcjax.condense import common
-from dcjax.condense.registry import get_condenser
+from dcjax.condense.registry import Condenser, get_condenser
 from dcjax.condense.synthetic_set import SyntheticSet, class_major_labels
 from dcjax.data.dataset import Dataset
 from dcjax.nets import default_net, get_net
@@ -69,6 +69,24 @@ def fingerprint(key, dataset: Dataset, method: str, ipc: int, init: str, cfg, ma
   }
 
 
+def resolve_config(condenser: Condenser, ipc: int, dataset: Dataset, config: Any = None):
+  """``config``, or the condenser's reference preset for ``ipc`` with ``default_net`` for the
+  dataset's image size."""
+  if config is not None:
+    return config
+  return dataclasses.replace(condenser.preset(ipc), net=default_net(dataset.image_shape))
+
+
+def nan_error(method: str, loss: float, iteration: int, last_step: int | None,
+              checkpoint_dir: str | None, run: int | None = None) -> FloatingPointError:
+  """The error that stops a condensation whose loss is not finite (iteration counts from 1)."""
+  where = f"iteration {iteration}" + ("" if run is None else f" of run {run}")
+  last = "none" if last_step is None else f"iteration {last_step} in {checkpoint_dir}"
+  return FloatingPointError(
+      f"{method} loss became {loss} at {where}; stopped. Last good checkpoint: {last}. Lower "
+      "the image learning rate or check the data for extreme values.")
+
+
 def condense(key: jax.Array, dataset: Dataset, method: str = "dm", ipc: int = 10,
              init: str | None = None, mask=None, config: Any = None, *,
              seed: int | None = None, checkpoint_dir: str | None = None,
@@ -85,8 +103,7 @@ def condense(key: jax.Array, dataset: Dataset, method: str = "dm", ipc: int = 10
   spec = get_condenser(method)
   init = init or spec.default_init
   validate(dataset, method, ipc, init, mask)
-  cfg = config if config is not None else dataclasses.replace(
-      spec.preset(ipc), net=default_net(dataset.image_shape))
+  cfg = resolve_config(spec, ipc, dataset, config)
   num_classes = dataset.num_classes
   net = get_net(cfg.net, num_classes, init_scheme=cfg.init_scheme)
   batch_real = common.effective_batch_real(cfg.batch_real, dataset.labels, num_classes, mask)
@@ -116,10 +133,7 @@ def condense(key: jax.Array, dataset: Dataset, method: str = "dm", ipc: int = 10
       loss = float(loss)
       if not math.isfinite(loss):
         last = None if saver is None else saver.latest_step()
-        raise FloatingPointError(
-            f"{method} loss became {loss} at iteration {it + 1}; stopped. Last good "
-            f"checkpoint: {'none' if last is None else f'iteration {last} in {checkpoint_dir}'}."
-            " Lower the image learning rate or check the data for extreme values.")
+        raise nan_error(method, loss, it + 1, last, checkpoint_dir)
       done = it + 1
       if saver is not None and (done % checkpoint_every == 0 or done == cfg.iterations):
         saver.save(done, {"images": images, "opt_state": opt_state})

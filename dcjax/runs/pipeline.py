@@ -80,13 +80,6 @@ class RunResults:
   test_logits: np.ndarray | None = None
   test_accuracy: np.ndarray | None = None
 
-  def __getitem__(self, r: int) -> RunResults:
-    """Run r alone, as a stack of one."""
-    pick = lambda a: None if a is None else a[r:r + 1]  # noqa: E731
-    return RunResults(pick(self.view_logits), pick(self.keep), pick(self.init_indices),
-                      pick(self.train_images), jax.tree.map(pick, self.variables),
-                      pick(self.test_logits), pick(self.test_accuracy))
-
 
 def recipe_fingerprint(recipe: Recipe, pool: Dataset, keep, key, cfg: RunsConfig) -> dict:
   return {"recipe": str(recipe), "recipe_fields": recipe, "runs_config": cfg,
@@ -113,8 +106,9 @@ def _training_sets(keys, pool, keep, recipe: Recipe, stage, stage_root, recomput
         jnp.stack([jax.random.fold_in(keys[r], 0) for r in missing]), pool, keep[missing],
         progress=progress, checkpoint_dir=in_progress, recompute=recompute)
     for r, item in zip(missing, sets):
-      built[r] = item if stages[r] is None else TrainingSet.from_tree(
-          stages[r].save(item.as_tree()).tree)
+      if stages[r] is not None:
+        stages[r].save(item.as_tree())
+      built[r] = item
     if in_progress is not None and os.path.isdir(in_progress):
       shutil.rmtree(in_progress)  # every run's set is its own stage now
   return [built[r] if item is None else TrainingSet.from_tree(item.tree)
@@ -130,7 +124,7 @@ def run_many(keys: jax.Array, pool: Dataset, keep: np.ndarray, recipe: Recipe,
   ``fingerprint`` and saved when computed."""
   keep = np.asarray(keep, bool)
   num_runs = keep.shape[0]
-  recipe.check_pool(pool, keep)
+  recipe.check_pool(pool, keep)  # before any stage directory is made
   if test_set is not None:
     pool.check_compatible(test_set)
 
@@ -190,8 +184,6 @@ def run_recipe(stage_dir: str, key: jax.Array, pool: Dataset, test_set: Dataset,
   """All M runs of one recipe (run r has key fold_in(key, r)), resumable under
   ``stage_dir/<recipe>/``."""
   keep = np.asarray(keep, bool)
-  recipe.check_pool(pool, keep)  # before any directory is made
-  pool.check_compatible(test_set)
   return run_many(run_keys(key, keep.shape[0]), pool, keep, recipe, cfg, test_set,
                   stage_root=os.path.join(os.path.abspath(stage_dir), str(recipe)),
                   fingerprint=recipe_fingerprint(recipe, pool, keep, key, cfg),
