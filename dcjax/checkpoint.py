@@ -14,10 +14,14 @@ one long computation (a condensation), bound to its fingerprint by ``dcjax.workd
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import io as stdio
 import os
 import shutil
+import sys
+import time
 from typing import Any
 
 import jax
@@ -91,6 +95,23 @@ def save_tree(path: str, tree: Any) -> None:
 
 
 _FAILED_RESTORES: list = []
+_CLOSED_LOOP = "RuntimeError: Event loop is closed"
+
+
+def _drain_failed_reads(seconds: float = 0.5) -> None:
+  """After a failed restore Orbax's event loop is gone while the reads of the other chunks of the
+  damaged file are still in flight; as each completes, its callback prints a traceback ending in
+  ``RuntimeError: Event loop is closed`` (through ``sys.stderr``, from a reader thread). Let them
+  finish for ``seconds`` with stderr captured, drop those tracebacks and pass anything else on,
+  so that the error the caller raises next is not followed by that noise."""
+  captured = stdio.StringIO()
+  with contextlib.redirect_stderr(captured):
+    time.sleep(seconds)
+  text = captured.getvalue()
+  errors = [line for line in text.splitlines()
+            if line and not line.startswith((" ", "Traceback"))]
+  if any(line != _CLOSED_LOOP for line in errors):
+    sys.stderr.write(text)
 
 
 def load_tree(path: str, template: Any | None = None) -> Any:
@@ -105,6 +126,7 @@ def load_tree(path: str, template: Any | None = None) -> Any:
     # collector once the error is handled) stops Orbax's event loop while reads of the damaged
     # file are still pending, and their callbacks then print tracebacks from a thread.
     _FAILED_RESTORES.append(ckptr)
+    _drain_failed_reads()
     raise CorruptArtefactError(
         f"{path} cannot be read back ({type(err).__name__}: {str(err)[:200]}). It is corrupt "
         "or truncated; rerun with --recompute (recompute=True) to discard it and start "

@@ -105,17 +105,26 @@ def run_main(main, argv: list[str], prog: str = "dcjax",
     if not isinstance(err, (ValueError, TypeError, OSError, FloatingPointError)):
       message = (f"internal error ({type(err).__name__}): {message} (set DCJAX_DEBUG=1 for "
                  "the traceback)")
-    sys.stderr.write(f"{prog}: error: {message}\n")
+    line = f"{prog}: error: {message}\n"
     if last_words:
-      _silence_stderr()
+      # Close stderr to everything else first, then write the line to the real stderr: a
+      # library thread reporting in between (Orbax's reads of a damaged file fail one by one
+      # after the first) then goes to /dev/null instead of after, or into, the line.
+      os.write(_silence_stderr(), line.encode())
+    else:
+      sys.stderr.write(line)
     raise SystemExit(exit_code(err)) from None
 
 
-def _silence_stderr() -> None:
+def _silence_stderr() -> int:
+  """Points fd 2 (and Python's unraisable-exception reports) at /dev/null; returns a
+  descriptor of the stderr it replaced."""
   sys.stdout.flush()
   sys.stderr.flush()
+  original = os.dup(2)
   os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
   sys.unraisablehook = lambda *_: None
+  return original
 
 
 def entry_point(main, prog: str) -> None:
