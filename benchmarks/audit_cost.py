@@ -9,14 +9,24 @@ them: condensation iterations x runs x recipes, training epochs x images x runs 
 backward ~ 3 forward), queries of every pool example under every view. Nothing is executed, so
 this runs on a CPU machine for paper-scale shapes.
 
-Seconds at a sustained rate are an ESTIMATE, not a measurement. ``--calibrate DIR`` reads a
-finished audit's results.json (its recipes' seconds) and reports the sustained rate that run
-actually achieved, which is the number to put into the estimate for that machine.
+Seconds at a sustained rate are an ESTIMATE, not a measurement. Two ways to ground it:
+
+* ``--measured FILE`` (repeatable): JSON printed by ``benchmarks/condense_step.py`` (a
+  condenser's seconds per iteration at CIFAR shapes) and ``benchmarks/train_throughput.py``
+  (training images per second). Each is turned into the rate that machine sustains on that
+  work (XLA FLOPs of the same program / measured seconds); every preset is then costed with the
+  rate of its own kind of work (condensation by method, training, queries at the training
+  rate) and ``estimated_hours_measured`` says which rates it used. With ``--peak-tflops`` (the
+  device's peak for the dtype it ran, from its data sheet) each rate is also reported as
+  model-FLOP utilisation.
+* ``--calibrate DIR`` reads a finished audit's results.json (its recipes' seconds) and reports
+  the sustained rate that run actually achieved.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -25,7 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from dcjax.audit import PRESETS, recipes, runs_config
-from dcjax.condense import common, dc, dm
+from dcjax.condense import common, dc, dm, get_condenser
 from dcjax.data import SPLIT_SIZES
 from dcjax.runs import Condense, query_views
 from dcjax.nets import get_net
@@ -43,7 +53,7 @@ def _spec(shape, dtype=jnp.float32):
 
 def condense_flops(method: str, cfg, shape, classes: int, ipc: int, batch_real: int) -> float:
   """FLOPs of ONE outer iteration of a condenser at these shapes."""
-  net = get_net(cfg.net, classes, init_scheme=cfg.init_scheme)
+  net = common.condensing_net(cfg, classes)
   pool = classes * batch_real  # the gather does not depend on the pool size; keep it small
   images = _spec((classes * ipc, *shape))
   pool_x, pool_y = _spec((pool, *shape)), _spec((pool,), jnp.int32)
@@ -97,6 +107,59 @@ def preset_cost(name: str) -> dict:
   return out
 
 
+CIFAR = ((32, 32, 3), 10)  # the shapes of benchmarks/condense_step.py and train_throughput.py
+
+
+def measured_rates(paths: list[str], peak_tflops: float | None) -> dict:
+  """{work: {tflop_per_s, source, ...}} from benchmark JSON files; work is 'condense:<method>'
+  or 'train'."""
+  rates = {}
+  for path in paths:
+    with open(path) as f:
+      bench = json.load(f)
+    if "sec_per_iter" in bench and "method" in bench:  # condense_step.py
+      method = bench["method"]
+      cfg = dataclasses.replace(get_condenser(method).preset(bench["ipc"]),
+                                batch_real=bench["batch_real"])
+      flops = condense_flops(method, cfg, tuple(bench["image_shape"]), bench["num_classes"],
+                             bench["ipc"], bench["batch_real"])
+      rate = flops / bench["sec_per_iter"] / 1e12
+      rates[f"condense:{method}"] = {"tflop_per_s": rate, "source": path,
+                                     "backend": bench.get("backend")}
+    elif "images_per_sec_many" in bench:  # train_throughput.py
+      shape, classes = tuple(bench.get("image_shape", CIFAR[0])), CIFAR[1]
+      per_image = 3 * forward_flops("ConvNet", shape, classes)  # forward + backward
+      best = max(bench["images_per_sec_many"], bench["images_per_sec_single"])
+      rates["train"] = {"tflop_per_s": per_image * best / 1e12, "source": path,
+                        "backend": bench.get("backend"), "images_per_sec": best}
+    else:
+      raise ValueError(f"--measured {path}: not the JSON of benchmarks/condense_step.py or "
+                       "benchmarks/train_throughput.py (no 'sec_per_iter' + 'method' or "
+                       "'images_per_sec_many').")
+  if peak_tflops:
+    for r in rates.values():
+      r["model_flop_utilisation"] = r["tflop_per_s"] / peak_tflops
+  return rates
+
+
+def measured_hours(cost: dict, rates: dict) -> dict:
+  """Hours of a costed preset at the measured rates; work without a measured rate is listed."""
+  seconds, used, missing = 0.0, set(), set()
+  for name, flops in cost["recipes"].items():
+    method = name.split("(", 1)[1].split(",", 1)[0] if name.startswith("condense(") else None
+    for part, tflop in flops.items():
+      work = f"condense:{method}" if part == "condense" else "train"
+      if tflop == 0:
+        continue
+      if work not in rates:
+        missing.add(work)
+        continue
+      used.add(work)
+      seconds += tflop / rates[work]["tflop_per_s"]
+  return {"hours": seconds / 3600 if not missing else None, "rates_used": sorted(used),
+          "unmeasured_work": sorted(missing)}
+
+
 def calibrate(directory: str, cost: dict) -> dict:
   with open(os.path.join(directory, "results.json")) as f:
     results = json.load(f)
@@ -114,9 +177,18 @@ def main(argv=None) -> dict:
   p.add_argument("--calibrate", default=None,
                  help="a finished audit directory of the `default` preset, to measure the "
                  "sustained rate of the machine that ran it")
+  p.add_argument("--measured", action="append", default=[], metavar="FILE",
+                 help="JSON of benchmarks/condense_step.py or train_throughput.py (repeatable)")
+  p.add_argument("--peak-tflops", type=float, default=None,
+                 help="the measuring device's peak TFLOP/s, for model-FLOP utilisation")
   args = p.parse_args(argv)
   result = {"presets": [preset_cost(n) for n in (args.preset or list(PRESETS))],
             "backend": jax.default_backend()}
+  if args.measured:
+    rates = measured_rates(args.measured, args.peak_tflops)
+    result["measured_rates"] = rates
+    for cost in result["presets"]:
+      cost["estimated_hours_measured"] = measured_hours(cost, rates)
   if args.calibrate:
     default = next((c for c in result["presets"] if c["preset"] == "default"), None) or \
         preset_cost("default")

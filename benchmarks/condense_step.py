@@ -4,9 +4,11 @@
 
 Shapes: a seeded synthetic pool of 10 classes x 500 real 32x32x3 images per class, ConvNet
 width 128 (torch-like init, as the reference), batch_real 256, default DSA strategy for dm and
-dsa. ``sec_per_iter`` is the median over timed iterations after a warm-up (compilation)
-iteration; ``compile_sec`` is the first call's time minus that median (tracing + XLA
-compilation). For dc/dsa, an iteration is ``outer_loop`` image steps with ``inner_loop`` network
+dsa. ``compile_sec`` is tracing + lowering + XLA compilation, timed ahead of time
+(``jit(...).lower(...).compile()``); ``first_run_sec`` is the first execution, which on CPU
+also pays for first-touch memory (at DSA's shapes ~15 s more than later runs, so "first call
+minus median" would count that as compilation); ``sec_per_iter`` is the median of the
+``--repeats`` executions after it. For dc/dsa, an iteration is ``outer_loop`` image steps with ``inner_loop`` network
 epochs between them; by default the pieces are timed separately and the full iteration is
 implied from them (``implied: true`` in the JSON); ``--full`` times whole iterations.
 """
@@ -29,22 +31,26 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from dcjax import io  # noqa: E402
 from dcjax.condense import common, dc, get_condenser  # noqa: E402
 from dcjax.data import load_dataset  # noqa: E402
-from dcjax.nets import get_net  # noqa: E402
 
 NUM_CLASSES, PER_CLASS, SHAPE = 10, 500, (32, 32, 3)
 
 
-def _median_time(fn, repeats: int) -> tuple[float, float]:
-  """(seconds of the first call: compilation + one run, median seconds of the next calls)."""
+def _timed(fn, static: tuple, dynamic_of, repeats: int) -> dict:
+  """Compile ``fn`` ahead of time, then run it ``repeats + 1`` times.
+
+  ``fn`` is a jitted function called as ``fn(*static, *dynamic_of(r))``. Returns seconds of
+  tracing + lowering + XLA compilation (``compile``), of the first execution (``first_run``,
+  which on CPU also pays for first-touch memory) and the median of the next ``repeats``.
+  """
   start = time.perf_counter()
-  jax.block_until_ready(fn(0))
-  first = time.perf_counter() - start
+  compiled = fn.lower(*static, *dynamic_of(0)).compile()
+  compile_sec = time.perf_counter() - start
   times = []
-  for r in range(1, repeats + 1):
+  for r in range(repeats + 1):
     start = time.perf_counter()
-    jax.block_until_ready(fn(r))
+    jax.block_until_ready(compiled(*dynamic_of(r)))
     times.append(time.perf_counter() - start)
-  return first, statistics.median(times)
+  return {"compile": compile_sec, "first_run": times[0], "median": statistics.median(times[1:])}
 
 
 def main(argv=None) -> dict:
@@ -56,8 +62,9 @@ def main(argv=None) -> dict:
   parser.add_argument("--full", action="store_true", help="dc/dsa: time whole iterations")
   parser.add_argument("--batch-real", type=int, default=None,
                       help="real images per class (default: the preset's 256)")
-  parser.add_argument("--conv-impl", default="xla", choices=["xla", "im2col"],
-                      help="the condensing network's convolution (default: xla)")
+  parser.add_argument("--conv-impl", default="auto", choices=list(common.CONV_IMPL_CHOICES),
+                      help="the condensing network's convolution (default: auto, the "
+                      "condenser's per-backend choice)")
   parser.add_argument("--real-chunk", default="0",
                       help="real images per embedding / gradient chunk: 0 per backend, 'none' "
                       "one pass (default: 0)")
@@ -71,7 +78,9 @@ def main(argv=None) -> dict:
     cfg = dataclasses.replace(cfg, batch_real=args.batch_real)
   cfg = dataclasses.replace(cfg, real_chunk=None if args.real_chunk == "none"
                             else int(args.real_chunk))
-  net = get_net(cfg.net, NUM_CLASSES, init_scheme=cfg.init_scheme, conv_impl=args.conv_impl)
+  net = common.condensing_net(cfg, NUM_CLASSES)
+  if args.conv_impl != "auto":  # also for DM, whose config has no conv_impl
+    net = net.clone(conv_impl=common.resolve_conv_impl(args.conv_impl))
   px, py = jnp.asarray(pool.images), jnp.asarray(pool.labels)
   images, _ = common.init_images(jax.random.key(0), px, py, NUM_CLASSES, args.ipc, "real")
   opt_state = spec.init_state(cfg, images)
@@ -79,31 +88,43 @@ def main(argv=None) -> dict:
   result = {"method": args.method, "ipc": args.ipc, "backend": jax.default_backend(),
             "num_classes": NUM_CLASSES, "real_per_class": PER_CLASS, "image_shape": list(SHAPE),
             "synthetic_images": NUM_CLASSES * args.ipc, "batch_real": cfg.batch_real,
-            "net": f"{cfg.net} (width 128, {cfg.init_scheme} init, {args.conv_impl} conv)",
+            "net": f"{cfg.net} (width 128, {cfg.init_scheme} init, {net.conv_impl} conv)",
             "real_chunk": cfg.real_chunk,
             "dsa_strategy": cfg.dsa_strategy, "repeats": args.repeats}
 
-  if args.method == "dm" or args.full:
-    step = lambda r: spec.step(net, cfg, NUM_CLASSES, cfg.batch_real, images, opt_state,
-                               jax.random.fold_in(key, r), px, py, None)
-    first, median = _median_time(step, args.repeats)
+  if args.method == "dm":
+    t = _timed(spec.step, (net, cfg, NUM_CLASSES, cfg.batch_real), lambda r: (
+        images, opt_state, jax.random.fold_in(key, r), px, py, None), args.repeats)
+    result.update({"sec_per_iter": round(t["median"], 4), "implied": False,
+                   "compile_sec": round(t["compile"], 2),
+                   "first_run_sec": round(t["first_run"], 2)})
+  elif args.full:  # a DC/DSA iteration is driven from Python: first call minus median
+    times = []
+    for r in range(args.repeats + 1):
+      start = time.perf_counter()
+      jax.block_until_ready(spec.step(net, cfg, NUM_CLASSES, cfg.batch_real, images, opt_state,
+                                      jax.random.fold_in(key, r), px, py, None))
+      times.append(time.perf_counter() - start)
+    median = statistics.median(times[1:])
     result.update({"sec_per_iter": round(median, 4), "implied": False,
-                   "compile_sec": round(first - median, 2)})
+                   "compile_and_first_run_extra_sec": round(times[0] - median, 2)})
   else:
     variables = dc.init_network(net, cfg, NUM_CLASSES, key, px, py, None)
     labels = jnp.repeat(jnp.arange(NUM_CLASSES, dtype=jnp.int32), args.ipc)
     steps = -(-images.shape[0] // cfg.batch_train)
-    match_first, match = _median_time(lambda r: dc.match_step(
-        net, cfg, NUM_CLASSES, cfg.batch_real, images, opt_state, variables,
-        jax.random.fold_in(key, r), px, py, None), args.repeats)
-    inner_first, inner = _median_time(lambda r: dc.inner_epoch(
-        net, cfg, steps, variables, images, labels, jax.random.fold_in(key, r)), args.repeats)
-    full = cfg.outer_loop * match + (cfg.outer_loop - 1) * cfg.inner_loop * inner
+    match = _timed(dc.match_step, (net, cfg, NUM_CLASSES, cfg.batch_real), lambda r: (
+        images, opt_state, variables, jax.random.fold_in(key, r), px, py, None), args.repeats)
+    inner = _timed(dc.inner_epoch, (net, cfg, steps), lambda r: (
+        variables, images, labels, jax.random.fold_in(key, r)), args.repeats)
+    full = cfg.outer_loop * match["median"] + (cfg.outer_loop - 1) * cfg.inner_loop * inner[
+        "median"]
     result.update({"sec_per_iter": round(full, 3), "implied": True,
-                   "sec_per_match_step": round(match, 4), "sec_per_inner_epoch": round(inner, 4),
+                   "sec_per_match_step": round(match["median"], 4),
+                   "sec_per_inner_epoch": round(inner["median"], 4),
                    "outer_loop": cfg.outer_loop, "inner_loop": cfg.inner_loop,
-                   "compile_sec": round(match_first - match + inner_first - inner, 2),
-                   "match_step_compile_sec": round(match_first - match, 2),
+                   "compile_sec": round(match["compile"] + inner["compile"], 2),
+                   "match_step_compile_sec": round(match["compile"], 2),
+                   "match_step_first_run_sec": round(match["first_run"], 2),
                    "note": "sec_per_iter = outer_loop * match_step + (outer_loop - 1) * "
                            "inner_loop * inner_epoch, each timed as a median"})
   result["machine"] = io.machine()

@@ -20,9 +20,35 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
 
 from dcjax.audit import get_preset, run_audit  # noqa: E402
-from tests.golden import differences, machine_identity, metrics_view  # noqa: E402
+from tests.golden import compare_with_golden, machine_identity, metrics_view  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(__file__), os.pardir, "tests", "data")
+
+
+def _floats(tree):
+  """Every float leaf of a metrics tree, in a fixed order."""
+  if isinstance(tree, dict):
+    for k in sorted(tree):
+      yield from _floats(tree[k])
+  elif isinstance(tree, list):
+    for v in tree:
+      yield from _floats(v)
+  elif isinstance(tree, float):
+    yield tree
+
+
+def _auc_escapes(got: dict, want: dict) -> list[str]:
+  """The attack/stratum AUCs that moved outside the golden's 95% interval."""
+  out = []
+  for attack, strata in want.get("attacks", {}).items():
+    for stratum, m in strata.items():
+      if not isinstance(m, dict) or "auc" not in m:
+        continue
+      lo, hi = m["auc_ci95"]
+      auc = got.get("attacks", {}).get(attack, {}).get(stratum, {}).get("auc")
+      if auc is None or not lo <= auc <= hi:
+        out.append(f"{attack}/{stratum}: {auc} not in [{lo}, {hi}]")
+  return out
 
 
 def main(argv=None) -> dict:
@@ -37,9 +63,16 @@ def main(argv=None) -> dict:
     results = run_audit(get_preset(args.preset), out, progress=False, preset=args.preset,
                         log=lambda *_: None)
   got = json.loads(json.dumps(metrics_view(results)))
-  diff = differences(got, golden["metrics"])
+  diff = compare_with_golden(got, golden)
+  by_recipe = {}
+  for name, recipe in golden["metrics"]["recipes"].items():
+    leaves = [(a, b) for a, b in zip(_floats(got["recipes"].get(name, {})), _floats(recipe))]
+    by_recipe[name] = {"max_abs_difference": max([abs(a - b) for a, b in leaves], default=0.0),
+                       "auc_moves_outside_golden_ci95": _auc_escapes(
+                           got["recipes"].get(name, {}), recipe)}
   report = {"preset": args.preset, "identical": not diff, "differing_leaves": len(diff),
-            "first_differences": diff[:10], "golden_code_version": golden["code_version"],
+            "first_differences": diff[:10], "by_recipe": by_recipe,
+            "float_order_changes": golden.get("float_order_changes", []), "golden_code_version": golden["code_version"],
             "code_version": results["code_version"],
             "same_machine_as_golden": golden["machine"] == machine_identity(),
             "machine": machine_identity(), "seconds": round(time.time() - start, 1)}

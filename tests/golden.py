@@ -60,3 +60,21 @@ def differences(got, want, path="", rel: float = 0.0, out=None) -> list[str]:
   elif got != want:
     out.append(f"{path}: {got!r} != {want!r}")
   return out
+
+
+def compare_with_golden(got: dict, golden: dict) -> list[str]:
+  """Differences between a metrics view and a golden file's: exact, except for the recipes of
+  a listed later change of float summation order (``golden["float_order_changes"]``: recipe
+  name prefixes, a relative tolerance and why), compared to that tolerance."""
+  changes = golden.get("float_order_changes", [])
+
+  def rel_of(name: str) -> float:
+    return max([c["rel"] for c in changes if name.startswith(tuple(c["recipes"]))],
+               default=0.0)
+
+  want = golden["metrics"]
+  diff = differences(set(got["recipes"]), set(want["recipes"]), "/recipes")
+  for name, recipe in want["recipes"].items():
+    diff += differences(got["recipes"].get(name), recipe, f"/recipes/{name}", rel=rel_of(name))
+  rest = lambda view: {k: v for k, v in view.items() if k != "recipes"}
+  return diff + differences(rest(got), rest(want))

@@ -3,7 +3,6 @@
 registry alone running through the run pipeline and the audit."""
 
 import ast
-import dataclasses
 import os
 import pathlib
 import subprocess

@@ -1,5 +1,7 @@
 """Networks: pinned parameter counts, shapes of every registry name, lowering parity."""
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -90,6 +92,34 @@ def test_im2col_conv_matches_native_conv(stride, padding, k):
   col = Conv(5, k, padding=padding, stride=stride, impl="im2col")
   variables = xla.init(jax.random.key(1), x)
   np.testing.assert_allclose(xla.apply(variables, x), col.apply(variables, x), atol=1e-5)
+
+
+def test_patch_grad_conv_has_the_native_gradients_to_second_order(stride=2, padding=1):
+  """xla_patch_grad: kernel gradient as a patches matmul, under vmap over example groups (DC's
+  per-class gradients), and the image gradient of a loss on those gradients (the matching
+  loss's second order) equal the native convolution's."""
+  x = jax.random.normal(jax.random.key(0), (3, 2, 9, 9, 3))  # (groups, batch, H, W, C)
+  convs = {impl: Conv(5, 3, padding=padding, stride=stride, impl=impl)
+           for impl in ("xla", "xla_patch_grad")}
+  variables = convs["xla"].init(jax.random.key(1), x[0])
+
+  def per_group_grads(impl, x):
+    loss = lambda v, xg: jnp.sum(jnp.tanh(convs[impl].apply(v, xg)) ** 2)
+    return jax.vmap(jax.grad(loss), (None, 0))(variables, x)
+
+  @functools.partial(jax.jit, static_argnums=0)
+  def second_order(impl):
+    return jax.grad(lambda x: sum(jnp.sum(jnp.sin(g)) for g in
+                                  jax.tree.leaves(per_group_grads(impl, x))))(x)
+
+  for got, want in zip(jax.tree.leaves(per_group_grads("xla_patch_grad", x)),
+                       jax.tree.leaves(per_group_grads("xla", x))):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  want = second_order("xla")
+  # float32 sums in another order: differences relative to the largest entry, not per entry
+  np.testing.assert_allclose(second_order("xla_patch_grad"), want,
+                             atol=1e-5 * float(jnp.abs(want).max()))
+  assert float(jnp.abs(want).max()) > 1.0  # a second-order signal, not rounding noise
 
 
 def test_torch_init_is_uniform_within_fan_in_bound():

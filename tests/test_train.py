@@ -127,13 +127,20 @@ def test_predict_many_matches_predict(tiny_rgb):
 
 
 def test_batchnorm_network_trains_and_keeps_running_stats(tiny_rgb):
+  """Also in mixed precision (bfloat16 compute): parameters and running statistics stay
+  float32 and follow the float32 run closely, but not exactly (the compute did change)."""
   train_set, test_set = tiny_rgb
   net = get_net("ConvNetBN", 4, width=16)
-  variables = train(jax.random.key(6), net, train_set.images, train_set.labels,
-                    dataclasses.replace(TINY, microbatch=2))
+  cfg = dataclasses.replace(TINY, microbatch=2)
+  variables = train(jax.random.key(6), net, train_set.images, train_set.labels, cfg)
   stats = variables["batch_stats"]
   assert any(float(jnp.abs(leaf).sum()) > 0 for leaf in jax.tree.leaves(stats))
   assert predict(net, variables, test_set.images).shape == (len(test_set), 4)
+  mixed = train(jax.random.key(6), net, train_set.images, train_set.labels,
+                dataclasses.replace(cfg, compute_dtype="bfloat16"))
+  assert {leaf.dtype for leaf in jax.tree.leaves(mixed)} == {jnp.dtype(jnp.float32)}
+  moved = _max_diff(mixed, variables)
+  assert 0 < moved < 0.05 * max(float(jnp.abs(a).max()) for a in jax.tree.leaves(variables))
 
 
 def test_bad_inputs_are_named(tiny_rgb):
@@ -148,5 +155,7 @@ def test_bad_inputs_are_named(tiny_rgb):
     train(keys[0], NET, train_set.images[..., 0], train_set.labels, TINY)
   with pytest.raises(ValueError, match="strategy"):
     TrainConfig(strategy="fast")
+  with pytest.raises(ValueError, match="compute_dtype must be one of .* got 'float16'"):
+    TrainConfig(compute_dtype="float16")
   with pytest.raises(ValueError, match="epochs"):
     TrainConfig(epochs=0)

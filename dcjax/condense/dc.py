@@ -47,12 +47,14 @@ class DCConfig:
   init_scheme: str = "torch"
   bn_per_class: int = 16  # real images per class that set BatchNorm statistics
   real_chunk: int | None = 0  # 0: per backend (64 on CPU); None: one pass
+  conv_impl: str = "auto"  # the condensing network's convolution (common.resolve_conv_impl)
 
   def __post_init__(self):
     checks.positive_ints(self, "iterations", "batch_real", "outer_loop", "inner_loop",
                          "batch_train", "bn_per_class")
     checks.positive_finite(self, "lr_img", "lr_net")
     checks.in_unit_interval(self, "momentum")
+    common.resolve_conv_impl(self.conv_impl)
 
 
 def loops_for_ipc(ipc: int) -> tuple[int, int]:

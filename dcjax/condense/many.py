@@ -21,7 +21,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from dcjax import checkpoint as ckpt
@@ -30,7 +29,7 @@ from dcjax.condense.registry import Condenser, get_condenser
 from dcjax.condense.runner import nan_error, resolve_config, split_run_key, validate
 from dcjax.condense.synthetic_set import SyntheticSet, class_major_labels
 from dcjax.data.dataset import Dataset
-from dcjax.nets import get_net
+from dcjax.sharding import run_mesh, shard_runs
 
 STRATEGIES = ("auto", "loop", "vmap")
 
@@ -45,23 +44,6 @@ def resolve_strategy(strategy: str, condenser: Condenser) -> str:
   if strategy != "auto":
     return strategy
   return "vmap" if condenser.vectorised and jax.default_backend() != "cpu" else "loop"
-
-
-def run_mesh(num_runs: int) -> Mesh | None:
-  """A 1-D ``runs`` mesh over the local devices when there are several and they divide the
-  runs; None otherwise (everything on the default device)."""
-  devices = jax.local_devices()
-  if len(devices) < 2 or num_runs % len(devices):
-    return None
-  return Mesh(np.asarray(devices), ("runs",))
-
-
-def shard_runs(tree: Any, mesh: Mesh | None) -> Any:
-  """Places every leaf's leading (run) axis across the mesh (no-op without one)."""
-  if mesh is None:
-    return tree
-  sharding = NamedSharding(mesh, PartitionSpec("runs"))
-  return jax.tree.map(lambda a: jax.device_put(a, sharding), tree)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5))
@@ -115,7 +97,7 @@ def condense_many(keys: jax.Array, dataset: Dataset, method: str, ipc: int,
   cfg = resolve_config(condenser, ipc, dataset, config)
   how = resolve_strategy(strategy, condenser)
   num_runs, num_classes = masks.shape[0], dataset.num_classes
-  net = get_net(cfg.net, num_classes, init_scheme=cfg.init_scheme)
+  net = common.condensing_net(cfg, num_classes)
   batch_real = min(common.effective_batch_real(cfg.batch_real, dataset.labels, num_classes, m)
                    for m in masks)
   pool_x, pool_y = jnp.asarray(dataset.images), jnp.asarray(dataset.labels)

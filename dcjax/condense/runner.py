@@ -23,7 +23,7 @@ from dcjax.condense import common
 from dcjax.condense.registry import Condenser, get_condenser
 from dcjax.condense.synthetic_set import SyntheticSet, class_major_labels
 from dcjax.data.dataset import Dataset
-from dcjax.nets import default_net, get_net
+from dcjax.nets import default_net
 
 
 def validate(dataset: Dataset, method: str, ipc: int, init: str, mask=None) -> None:
@@ -105,7 +105,7 @@ def condense(key: jax.Array, dataset: Dataset, method: str = "dm", ipc: int = 10
   validate(dataset, method, ipc, init, mask)
   cfg = resolve_config(spec, ipc, dataset, config)
   num_classes = dataset.num_classes
-  net = get_net(cfg.net, num_classes, init_scheme=cfg.init_scheme)
+  net = common.condensing_net(cfg, num_classes)
   batch_real = common.effective_batch_real(cfg.batch_real, dataset.labels, num_classes, mask)
   pool_x, pool_y = jnp.asarray(dataset.images), jnp.asarray(dataset.labels)
   mask_arr = None if mask is None else jnp.asarray(mask)

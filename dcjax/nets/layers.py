@@ -2,11 +2,15 @@
 
 Two things here are not stock Flax:
 
-* ``Conv`` can lower to XLA's native convolution (``impl="xla"``) or to shifted slices
-  concatenated along channels and one matmul (``impl="im2col"``). Both use the same
-  ``kernel`` (kh, kw, cin, cout) and ``bias`` (cout,) parameters, so a parameter tree works
-  with either. On CPU the matmul form trains faster and survives ``vmap`` over per-model
+* ``Conv`` can lower to XLA's native convolution (``impl="xla"``), to shifted slices
+  concatenated along channels and one matmul (``impl="im2col"``), or to the native
+  convolution whose weight gradient is that matmul (``impl="xla_patch_grad"``). All use the
+  same ``kernel`` (kh, kw, cin, cout) and ``bias`` (cout,) parameters, so a parameter tree
+  works with any. On CPU the matmul form trains faster and survives ``vmap`` over per-model
   weights far better than the native convolution (see benchmarks/train_throughput.py).
+  ``xla_patch_grad`` is for per-example-group weight gradients under ``vmap`` (DC/DSA's
+  per-class gradients): XLA's CPU backend turns a vmapped native weight gradient into a
+  grouped convolution, which runs ~5x slower than the same sums as one batched matmul.
 * ``init_scheme="torch"`` reproduces PyTorch's default initialisation (kaiming-uniform with
   a=sqrt(5) and a uniform bias, both U(-1/sqrt(fan_in), 1/sqrt(fan_in))). DM embeds with
   random networks, so the initialiser changes what is matched.
@@ -14,6 +18,7 @@ Two things here are not stock Flax:
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import flax.linen as nn
@@ -21,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 INITS = ("flax", "torch")
-CONV_IMPLS = ("xla", "im2col")
+CONV_IMPLS = ("xla", "im2col", "xla_patch_grad")
 NORMS = ("instancenorm", "batchnorm", "layernorm", "groupnorm", "none")
 ACTIVATIONS = ("relu", "sigmoid", "leakyrelu", "swish")
 POOLINGS = ("avgpool", "maxpool", "none")
@@ -67,10 +72,9 @@ class Conv(nn.Module):
     kernel_init, bias_init = weight_and_bias_init(self.init_scheme, k * k * cin)
     kernel = self.param("kernel", kernel_init, (k, k, cin, self.features))
     if self.impl == "xla":
-      y = jax.lax.conv_general_dilated(
-          x, kernel.astype(x.dtype), (self.stride, self.stride),
-          [(self.padding, self.padding)] * 2,
-          dimension_numbers=("NHWC", "HWIO", "NHWC"))
+      y = _xla_conv(x, kernel.astype(x.dtype), self.padding, self.stride)
+    elif self.impl == "xla_patch_grad":
+      y = _conv_patch_grad(x, kernel.astype(x.dtype), self.padding, self.stride)
     else:
       y = _im2col_conv(x, kernel, self.padding, self.stride)
     if self.use_bias:
@@ -78,20 +82,54 @@ class Conv(nn.Module):
     return y
 
 
-def _im2col_conv(x: jax.Array, kernel: jax.Array, padding: int, stride: int) -> jax.Array:
-  """Convolution as k*k shifted slices concatenated on channels, then one matmul."""
-  k, _, cin, cout = kernel.shape
-  n, h, w, _ = x.shape
+def _xla_conv(x: jax.Array, kernel: jax.Array, padding: int, stride: int) -> jax.Array:
+  return jax.lax.conv_general_dilated(x, kernel, (stride, stride), [(padding, padding)] * 2,
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _patches(x: jax.Array, k: int, padding: int, stride: int) -> jax.Array:
+  """(n, ho, wo, k*k*cin): the k*k shifted slices of x concatenated on channels, (i, j, c)."""
+  _, h, w, _ = x.shape
   xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
   ho = (h + 2 * padding - k) // stride + 1
   wo = (w + 2 * padding - k) // stride + 1
-  patches = [
+  return jnp.concatenate([
       xp[:, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride, :]
       for i in range(k) for j in range(k)
-  ]
-  cols = jnp.concatenate(patches, axis=-1)  # (n, ho, wo, k*k*cin), (i, j, c) order
+  ], axis=-1)
+
+
+def _im2col_conv(x: jax.Array, kernel: jax.Array, padding: int, stride: int) -> jax.Array:
+  """Convolution as k*k shifted slices concatenated on channels, then one matmul."""
+  k, _, cin, cout = kernel.shape
+  cols = _patches(x, k, padding, stride)
+  n, ho, wo, _ = cols.shape
   return (cols.reshape(n * ho * wo, k * k * cin) @ kernel.reshape(k * k * cin, cout)
          ).reshape(n, ho, wo, cout)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv_patch_grad(x: jax.Array, kernel: jax.Array, padding: int, stride: int) -> jax.Array:
+  """The native convolution; its kernel gradient is patches^T @ dy, its input gradient native.
+
+  The backward pass is plain JAX, so gradients of gradients (DC's matching loss) work.
+  """
+  return _xla_conv(x, kernel, padding, stride)
+
+
+def _conv_patch_grad_fwd(x, kernel, padding, stride):
+  return _xla_conv(x, kernel, padding, stride), (x, kernel)
+
+
+def _conv_patch_grad_bwd(padding, stride, residuals, dy):
+  x, kernel = residuals
+  _, x_grad = jax.vjp(lambda x_: _xla_conv(x_, kernel, padding, stride), x)
+  cols = _patches(x, kernel.shape[0], padding, stride)
+  kernel_grad = jnp.einsum("nhwk,nhwo->ko", cols, dy).reshape(kernel.shape)
+  return x_grad(dy)[0], kernel_grad
+
+
+_conv_patch_grad.defvjp(_conv_patch_grad_fwd, _conv_patch_grad_bwd)
 
 
 class Dense(nn.Module):

@@ -9,6 +9,7 @@ from dcjax import checks
 from dcjax.augment import parse_strategy
 
 STRATEGIES = ("auto", "loop", "scan")
+COMPUTE_DTYPES = ("float32", "bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +29,9 @@ class TrainConfig:
     "scan" (the whole run in lax.scan, vmapped over models: the fast path on GPU/TPU), or
     "auto" (by backend).
   models_per_chunk: models trained together under vmap by the "scan" strategy.
+  compute_dtype: "float32", or "bfloat16" for mixed precision on GPU/TPU: the forward and
+    backward passes in bfloat16, parameters, optimizer state, BatchNorm statistics and the loss
+    in float32. On CPU bfloat16 is emulated and slower.
   """
 
   epochs: int = 300
@@ -40,6 +44,7 @@ class TrainConfig:
   microbatch: int | None = 0
   strategy: str = "auto"
   models_per_chunk: int = 16
+  compute_dtype: str = "float32"
 
   def __post_init__(self):
     checks.positive_ints(self, "epochs", "batch_size", "models_per_chunk")
@@ -51,6 +56,9 @@ class TrainConfig:
     if self.strategy not in STRATEGIES:
       raise ValueError(f"TrainConfig.strategy must be one of {STRATEGIES}, got "
                        f"{self.strategy!r}.")
+    if self.compute_dtype not in COMPUTE_DTYPES:
+      raise ValueError(f"TrainConfig.compute_dtype must be one of {COMPUTE_DTYPES}, got "
+                       f"{self.compute_dtype!r}.")
     if self.microbatch is not None and (not isinstance(self.microbatch, int)
                                         or self.microbatch < 0):
       raise ValueError(f"TrainConfig.microbatch must be None or an int >= 0, got "

@@ -9,7 +9,8 @@ parameters up to float reassociation:
   weights ~4x slower than a loop over models.
 * "scan" (GPU/TPU): the whole run of one model is a lax.scan, vmapped over the models of a
   chunk of ``models_per_chunk``; the chunks run one after another from a Python loop, which
-  caps memory.
+  caps memory. With several local devices a chunk's model axis is sharded over the ``runs``
+  mesh (``dcjax.sharding``).
 
 Data: a pool (N, H, W, C) with labels (N,); each model trains on the examples its mask keeps
 (or all), with optional per-example loss weights. An epoch visits that model's IN examples in a
@@ -32,6 +33,7 @@ import optax
 from tqdm.auto import tqdm
 
 from dcjax.augment import dsa
+from dcjax.sharding import run_mesh, shard_runs
 from dcjax.train.config import TrainConfig
 
 Variables = Any  # {"params": ..., optionally "batch_stats": ...}
@@ -97,12 +99,17 @@ def _batch_indices(order: jax.Array, n_in: jax.Array, step: jax.Array, batch_siz
 
 
 def _loss_fn(plan: _Plan, params, extra, xb, yb, wb):
+  compute = jnp.dtype(plan.cfg.compute_dtype)
+  if compute != jnp.float32:  # mixed precision: the cast's gradient returns float32 grads
+    params = jax.tree.map(lambda p: p.astype(compute), params)
+    xb = xb.astype(compute)
   variables = {"params": params, **extra}
   if plan.has_batch_stats:
     logits, updates = plan.net.apply(variables, xb, train=True, mutable=["batch_stats"])
+    updates = jax.tree.map(lambda u: u.astype(jnp.float32), updates)
   else:
     logits, updates = plan.net.apply(variables, xb, train=True), {}
-  losses = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
+  losses = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), yb)
   return jnp.sum(wb * losses), updates
 
 
@@ -276,8 +283,9 @@ def train_many(keys: jax.Array, net: nn.Module, pool_x, pool_y, cfg: TrainConfig
   for start in tqdm(range(0, m, chunk), desc=f"train {m} model(s)", unit="chunk",
                     disable=not progress):
     sl = slice(start, min(start + chunk, m))
-    outs.append(_train_chunk_scan(plan, keys[sl], pool_x, pool_y, jnp.asarray(masks[sl]),
-                                  jnp.asarray(weights[sl])))
+    mesh = run_mesh(sl.stop - sl.start)  # several local devices: each trains its share
+    k, mk, w = shard_runs((keys[sl], jnp.asarray(masks[sl]), jnp.asarray(weights[sl])), mesh)
+    outs.append(_train_chunk_scan(plan, k, pool_x, pool_y, mk, w))
   return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outs)
 
 
