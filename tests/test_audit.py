@@ -170,6 +170,8 @@ def test_bad_input_is_named(tmp_path):
     dataclasses.replace(TINY, recipes="real,condense(dm,init=real)")
   with pytest.raises(ValueError, match="even int >= 4"):
     dataclasses.replace(TINY, runs=5)
+  with pytest.raises(ValueError, match="train_compute_dtype must be one of .* got 'fp8'"):
+    dataclasses.replace(TINY, train_compute_dtype="fp8")
   with pytest.raises(ValueError, match="Unknown preset 'huge'"):
     get_preset("huge")
   with pytest.raises(SystemExit):

@@ -182,6 +182,8 @@ def test_bad_input_is_refused_before_work(pool):
     condense(jax.random.key(0), pool, "dm", ipc=6, mask=half)
   with pytest.raises(ValueError, match="Unknown init"):
     condense(jax.random.key(0), pool, "dm", ipc=2, init="zeros")
+  with pytest.raises(ValueError, match="Unknown conv_impl 'cudnn'; expected one of"):
+    DCConfig(conv_impl="cudnn")
 
 
 # ----------------------------------------------------------------------------- io, evaluation

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from dcjax.condense import DMConfig, condense, condense_many
+from dcjax.condense import DCConfig, DMConfig, condense, condense_many
 from dcjax.data import load_dataset
 from dcjax.mia import balanced_keep_masks
 
@@ -44,6 +44,21 @@ def test_each_run_equals_condense_from_its_key(reference, strategy):
     np.testing.assert_allclose(one.images, ref.images, rtol=1e-5, atol=1e-5)
 
 
+def test_dc_vmapped_over_runs_equals_condense_run_by_run():
+  """DC/DSA's pure_step (outer loop and inner epochs under lax.scan), vmapped over runs, gives
+  each run what the Python-driven step gives through condense (DC: the Siamese augmentation
+  is DSA's only addition, tested against the per-class loop in test_condense)."""
+  pool, keys, masks = _inputs(2)
+  cfg = DCConfig(iterations=1, outer_loop=2, inner_loop=2, batch_real=2, batch_train=4,
+                 net="MLP")
+  many = condense_many(keys, pool, "dc", 2, "real", masks, cfg, strategy="vmap")
+  for one, key, mask in zip(many, keys, masks):
+    ref = condense(key, pool, "dc", 2, "real", mask=mask, config=cfg)
+    np.testing.assert_allclose(one.images, ref.images, rtol=1e-5, atol=1e-5)
+    assert float(np.abs(np.asarray(one.images) - np.asarray(pool.images)[one.init_indices]
+                        ).max()) > 1e-3  # the images moved
+
+
 def test_resumes_from_its_last_block(reference, tmp_path):
   pool, keys, masks = _inputs(2)
   ckpt = str(tmp_path / "c")
@@ -62,8 +77,9 @@ def test_bad_input_is_named():
   pool, keys, masks = _inputs(2)
   with pytest.raises(ValueError, match=r"masks must be \(len\(keys\), 48\)"):
     condense_many(keys, pool, "dm", 2, "real", masks[:1], CFG)
-  with pytest.raises(ValueError, match="'dsa' has no vectorised step"):
-    condense_many(keys, pool, "dsa", 2, "real", masks, strategy="vmap")
+  import tests.toy_condenser  # noqa: F401  (registers toy_mean, which has no vectorised step)
+  with pytest.raises(ValueError, match="'toy_mean' has no vectorised step"):
+    condense_many(keys, pool, "toy_mean", 2, "real", masks, strategy="vmap")
   with pytest.raises(ValueError, match="Unknown strategy 'pmap'"):
     condense_many(keys, pool, "dm", 2, "real", masks, CFG, strategy="pmap")
 

@@ -23,6 +23,7 @@ from dcjax.nets import NET_NAMES, default_net
 from dcjax.runs import Condense, RandomSubset, Recipe, RunsConfig
 from dcjax.runs.recipes import parse_list
 from dcjax.train import TrainConfig
+from dcjax.train.config import COMPUTE_DTYPES
 
 DEFAULT_RECIPES = ("real,random_subset,init_only,condense(dm,init=real),condense(dm,init=noise),"
                    "condense(dsa,init=real),condense(dsa,init=noise)")
@@ -51,6 +52,7 @@ class AuditConfig:
   batch_size: int = 256
   lr: float = 0.01
   train_augment: bool = False  # non-Siamese DSA while training each run's network
+  train_compute_dtype: str = "float32"  # "bfloat16": mixed-precision training (GPU/TPU)
   cond_net: str | None = None  # network of DM/DSA (None: default_net of the image size)
   dm_iterations: int = 200
   dm_batch_real: int = 64
@@ -74,6 +76,9 @@ class AuditConfig:
                          "dsa_batch_real", "dc_iterations", "dc_outer_loop", "dc_inner_loop",
                          "dc_batch_real", "ssim_shortlist", "theory_iterations")
     checks.positive_finite(self, "lr")
+    if self.train_compute_dtype not in COMPUTE_DTYPES:
+      raise ValueError(f"AuditConfig.train_compute_dtype must be one of {COMPUTE_DTYPES}, got "
+                       f"{self.train_compute_dtype!r}.")
     if not isinstance(self.runs, int) or self.runs < 4 or self.runs % 2:
       raise ValueError(f"AuditConfig.runs must be an even int >= 4 (each example IN for half "
                        f"the runs; online LiRA needs IN and OUT shadows), got {self.runs!r}.")
@@ -113,7 +118,8 @@ def runs_config(cfg: AuditConfig, image_shape, recipe: Recipe) -> RunsConfig:
   (all IN examples), ``epochs`` for synthetic-size sets."""
   train = TrainConfig(epochs=cfg.real_epochs if recipe.trains_on_pool else cfg.epochs,
                       batch_size=cfg.batch_size, lr=cfg.lr,
-                      augment=strategy_for(cfg.dataset) if cfg.train_augment else None)
+                      augment=strategy_for(cfg.dataset) if cfg.train_augment else None,
+                      compute_dtype=cfg.train_compute_dtype)
   return RunsConfig(net=cfg.net or default_net(image_shape), train=train)
 
 

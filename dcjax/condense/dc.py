@@ -190,7 +190,9 @@ def step(net: nn.Module, cfg: DCConfig, num_classes: int, batch_real: int, image
          key, pool_x, pool_y, mask):
   """One DC/DSA iteration (fresh network, outer_loop image steps with inner training).
 
-  Driven from Python around jitted pieces. Returns (images, opt_state, mean loss).
+  Driven from Python around jitted pieces (on CPU a convolution's gradient inside a scan runs
+  far slower). Returns (images, opt_state, mean loss). ``pure_step`` is the same iteration as
+  one traceable function.
   """
   labels = jnp.repeat(jnp.arange(num_classes, dtype=jnp.int32), images.shape[0] // num_classes)
   k_net, k_loop = jax.random.split(key)
@@ -208,3 +210,34 @@ def step(net: nn.Module, cfg: DCConfig, num_classes: int, batch_real: int, image
       variables = inner_epoch(net, cfg, steps, variables, images, labels,
                               jax.random.fold_in(k_inner, il))
   return images, opt_state, jnp.mean(jnp.stack(losses))
+
+
+def pure_step(net: nn.Module, cfg: DCConfig, num_classes: int, batch_real: int, images,
+              opt_state, key, pool_x, pool_y, mask):
+  """``step`` as one traceable function, for ``condense_many``'s vmap strategy (GPU/TPU): the
+  outer loop and the inner epochs under ``lax.scan``, the same keys as ``step``, so the same
+  result up to float rounding. Returns (images, opt_state, mean loss)."""
+  labels = jnp.repeat(jnp.arange(num_classes, dtype=jnp.int32), images.shape[0] // num_classes)
+  k_net, k_loop = jax.random.split(key)
+  variables = init_network(net, cfg, num_classes, k_net, pool_x, pool_y, mask)
+  steps = -(-images.shape[0] // cfg.batch_train)
+
+  def match(images, opt_state, variables, ol):
+    k_match, k_inner = jax.random.split(jax.random.fold_in(k_loop, ol))
+    images, opt_state, loss = match_step(net, cfg, num_classes, batch_real, images, opt_state,
+                                         variables, k_match, pool_x, pool_y, mask)
+    return images, opt_state, loss, k_inner
+
+  def outer(carry, ol):  # every outer step but the last: match, then inner_loop epochs
+    images, opt_state, variables = carry
+    images, opt_state, loss, k_inner = match(images, opt_state, variables, ol)
+    variables, _ = jax.lax.scan(
+        lambda v, il: (inner_epoch(net, cfg, steps, v, images, labels,
+                                   jax.random.fold_in(k_inner, il)), None),
+        variables, jnp.arange(cfg.inner_loop))
+    return (images, opt_state, variables), loss
+
+  (images, opt_state, variables), losses = jax.lax.scan(
+      outer, (images, opt_state, variables), jnp.arange(cfg.outer_loop - 1))
+  images, opt_state, last, _ = match(images, opt_state, variables, cfg.outer_loop - 1)
+  return images, opt_state, jnp.mean(jnp.concatenate([losses, last[None]]))

@@ -5,9 +5,10 @@ from keys[r] and masks[r], with the execution chosen per backend.
   each run in turn; the host waits once per block of ``checkpoint_every`` iterations (NaN check,
   progress, checkpoint), so tracing and dispatch overlap the computation. On CPU, vmap over
   per-run conv weights runs slower than a loop over runs (README, "Condensation").
-* "vmap" (GPU/TPU, condensers registered with ``vectorised=True``): the pure step vmapped over
-  runs, a block of iterations in one ``lax.scan``: one compiled program and one host sync per
-  block. With several devices the run axis is sharded over a ``runs`` mesh axis.
+* "vmap" (GPU/TPU, condensers registered with ``vectorised=True``): the traceable step (DM's
+  ``step``; DC/DSA's ``pure_step``, whose outer loop and inner epochs are ``lax.scan``s)
+  vmapped over runs, a block of iterations in one ``lax.scan``: one compiled program and one
+  host sync per block. With several devices the run axis is sharded over a ``runs`` mesh axis.
 
 The stacked state (images (M, S, H, W, C) and optimiser states) is checkpointed per block under
 ``checkpoint_dir`` and resumed from there, bound to the fingerprint of all runs.
@@ -128,7 +129,7 @@ def condense_many(keys: jax.Array, dataset: Dataset, method: str, ipc: int,
       length = min(checkpoint_every - start % checkpoint_every, cfg.iterations - start)
       if how == "vmap":
         images, opt_state, losses = _scan_block(
-            condenser.step, net, cfg, num_classes, batch_real, length, state["images"],
+            condenser.traceable_step, net, cfg, num_classes, batch_real, length, state["images"],
             state["opt_state"], k_runs, start, pool_x, pool_y, mask_arr)
         state = {"images": images, "opt_state": opt_state}
       else:

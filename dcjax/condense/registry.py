@@ -27,10 +27,18 @@ class Condenser:
   step: Callable
   default_init: str = "real"
   inits: tuple[str, ...] = common.INITS
-  # True: ``step`` is one pure jittable function, so ``condense_many`` can vmap it over runs
-  # and scan it over iterations; False: runs go one after another (loop strategy)
+  # True: ``pure_step`` (or ``step`` itself) is one pure jittable function, so
+  # ``condense_many`` can vmap it over runs and scan it over iterations; False: runs go one
+  # after another (loop strategy)
   vectorised: bool = False
   summary: str = ""
+  # the same iteration as ``step`` as one traceable function, for condensers whose ``step`` is
+  # driven from Python (DC/DSA: the CPU path); None: ``step`` is already pure
+  pure_step: Callable | None = None
+
+  @property
+  def traceable_step(self) -> Callable:
+    return self.pure_step or self.step
 
 
 _CONDENSERS: dict[str, Condenser] = {}
@@ -62,8 +70,9 @@ register_condenser(Condenser(
     "dm", dm.DMConfig, dm.preset, dm.init_state, dm.step, "real", vectorised=True,
     summary="distribution matching (Zhao & Bilen 2023)"))
 register_condenser(Condenser(
-    "dc", dc.DCConfig, dc.preset, dc.init_state, dc.step, "noise",
-    summary="gradient matching (Zhao et al. 2021)"))
+    "dc", dc.DCConfig, dc.preset, dc.init_state, dc.step, "noise", vectorised=True,
+    summary="gradient matching (Zhao et al. 2021)", pure_step=dc.pure_step))
 register_condenser(Condenser(
-    "dsa", dc.DCConfig, dc.dsa_preset, dc.init_state, dc.step, "real",
-    summary="gradient matching with Siamese augmentation (Zhao & Bilen 2021)"))
+    "dsa", dc.DCConfig, dc.dsa_preset, dc.init_state, dc.step, "real", vectorised=True,
+    summary="gradient matching with Siamese augmentation (Zhao & Bilen 2021)",
+    pure_step=dc.pure_step))
