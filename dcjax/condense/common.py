@@ -13,7 +13,11 @@ from dcjax.nets import get_net
 from dcjax.nets.layers import CONV_IMPLS
 
 INITS = ("real", "noise")
-CPU_CHUNK = 64  # XLA's CPU conv runs ~2x more images/s at batch 64 than at 256 (same maths)
+# DC/DSA's real-batch gradient, summed over unrolled chunks. XLA's CPU conv runs ~2x more
+# images/s at batch 64 than at 256 (same maths); at DSA's reference shapes (2 CPU cores, the
+# patch-matmul kernel gradient) chunks of 128 ran the match step as fast as chunks of 64 (27.3
+# vs 26.9 s) and compiled in 14.2 s instead of 15.6-17.6 s (half the unrolled copies)
+CPU_CHUNK = 128
 # forward passes chunked under lax.map (apply_in_chunks): measured at DM's reference shapes on
 # 2 CPU cores, chunks of 128 run as fast as unrolled chunks of 64 (4.23 vs 4.28 s/iteration)
 # and compile in 9.7 s instead of 16.4 s; chunks of 64 under lax.map took 5.0 s/iteration

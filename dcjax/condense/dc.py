@@ -46,7 +46,7 @@ class DCConfig:
   net: str = "ConvNet"
   init_scheme: str = "torch"
   bn_per_class: int = 16  # real images per class that set BatchNorm statistics
-  real_chunk: int | None = 0  # 0: per backend (64 on CPU); None: one pass
+  real_chunk: int | None = 0  # 0: per backend (128 on CPU); None: one pass
   conv_impl: str = "auto"  # the condensing network's convolution (common.resolve_conv_impl)
 
   def __post_init__(self):
