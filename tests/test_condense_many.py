@@ -49,7 +49,7 @@ def test_dc_vmapped_over_runs_equals_condense_run_by_run():
   each run what the Python-driven step gives through condense (DC: the Siamese augmentation
   is DSA's only addition, tested against the per-class loop in test_condense)."""
   pool, keys, masks = _inputs(2)
-  cfg = DCConfig(iterations=1, outer_loop=2, inner_loop=2, batch_real=2, batch_train=4,
+  cfg = DCConfig(iterations=1, outer_loop=2, inner_loop=1, batch_real=2, batch_train=4,
                  net="MLP")
   many = condense_many(keys, pool, "dc", 2, "real", masks, cfg, strategy="vmap")
   for one, key, mask in zip(many, keys, masks):
