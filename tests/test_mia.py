@@ -31,9 +31,12 @@ def test_logit_scaled_confidence_is_stable_and_exact():
   phi = logit_scaled_confidence(logits, labels)
   p = np.exp(logits[0]) / np.exp(logits[0]).sum()
   assert phi[0] == pytest.approx(np.log(p[0]) - np.log(p[1] + p[2]))
-  assert np.isfinite(phi[1]) and phi[1] > 100  # no overflow for confident models
+  assert phi[1] == pytest.approx(1000.0)  # exact for any margin: 1000 - logsumexp(0, -1000)
   assert phi[2] == pytest.approx(np.log(1 / 3) - np.log(2 / 3))
   assert phi.dtype == np.float64
+  floor = logit_scaled_confidence(logits, labels, reference_floor=True)  # LiRA's reference
+  assert floor[1] == pytest.approx(-np.log(1e-45))  # capped near 103.6
+  np.testing.assert_allclose(floor[[0, 2]], phi[[0, 2]], rtol=1e-12)
 
 
 def test_roc_and_auc_against_known_cases():

@@ -16,7 +16,7 @@ import dataclasses
 from dcjax import checks
 from dcjax.augment import strategy_for
 from dcjax.condense import dc as dc_lib
-from dcjax.condense import get_condenser
+from dcjax.condense import dataset_preset, get_condenser
 from dcjax.data import DATASET_NAMES
 from dcjax.mia import ATTACKS, DEFAULT_ATTACKS
 from dcjax.nets import NET_NAMES, default_net
@@ -124,17 +124,15 @@ def runs_config(cfg: AuditConfig, image_shape, recipe: Recipe) -> RunsConfig:
 
 
 def condenser_config(cfg: AuditConfig, method: str, image_shape):
-  """The condenser's preset for ``cfg.ipc`` with the audit's fields ``<method>_<field>``, its
-  network, and the dataset's DSA strategy where the preset augments."""
-  preset = get_condenser(method).preset(cfg.ipc)
+  """The condenser's preset for ``cfg.ipc`` fitted to the dataset (``dataset_preset``: its
+  network and DSA strategy), with the audit's fields ``<method>_<field>`` and ``cond_net``."""
+  preset = dataset_preset(get_condenser(method), cfg.ipc, cfg.dataset, image_shape)
   fields = {f.name for f in dataclasses.fields(preset)}
   prefix = method + "_"
   changes = {f.name[len(prefix):]: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
              if f.name.startswith(prefix) and f.name[len(prefix):] in fields}
-  if "net" in fields:
-    changes["net"] = cfg.cond_net or default_net(image_shape)
-  if getattr(preset, "dsa_strategy", None):
-    changes["dsa_strategy"] = strategy_for(cfg.dataset)
+  if "net" in fields and cfg.cond_net:
+    changes["net"] = cfg.cond_net
   return dataclasses.replace(preset, **changes)
 
 

@@ -22,6 +22,23 @@ def protocol_config(dataset_name: str, dsa: bool = True, epochs: int | None = No
   return TrainConfig(epochs=epochs, augment=augment, **overrides)
 
 
+# DC's reference evaluates without augmentation (300 epochs), except on MNIST, where it trains
+# 1000 epochs with its own crop_scale_rotate; DSA and DM evaluate with their DSA strategy.
+DC_MNIST_AUGMENT = "crop_scale_rotate"
+
+
+def reference_eval_config(method: str, dataset_name: str, epochs: int | None = None,
+                          dsa: bool | None = None, **overrides) -> TrainConfig:
+  """How the reference evaluates a set condensed by ``method``. ``dsa`` (None: by method)
+  overrides whether evaluation networks train with non-Siamese DSA."""
+  if dsa is None and method == "dc":
+    if dataset_name == "mnist":
+      return TrainConfig(epochs=epochs or 1000, augment=DC_MNIST_AUGMENT, **overrides)
+    dsa = False
+  return protocol_config(dataset_name, dsa=True if dsa is None else dsa, epochs=epochs,
+                         **overrides)
+
+
 def evaluate(key: jax.Array, train_set: SyntheticSet | Dataset, test_set: Dataset,
              nets: tuple[str, ...] | None = None, num_models: int = 5,
              train_cfg: TrainConfig | None = None, progress: bool = False) -> dict:
