@@ -109,7 +109,7 @@ def main(argv=None) -> dict:
     result.update({"sec_per_iter": round(median, 4), "implied": False,
                    "compile_and_first_run_extra_sec": round(times[0] - median, 2)})
   else:
-    variables = dc.init_network(net, cfg, NUM_CLASSES, key, px, py, None)
+    variables = dc.init_network(net, key, px)
     labels = jnp.repeat(jnp.arange(NUM_CLASSES, dtype=jnp.int32), args.ipc)
     steps = -(-images.shape[0] // cfg.batch_train)
     match = _timed(dc.match_step, (net, cfg, NUM_CLASSES, cfg.batch_real), lambda r: (

@@ -21,9 +21,10 @@ import jax
 import jax.numpy as jnp
 
 from dcjax import cli, io, plots, workdir
-from dcjax.condense import (condense, condenser_names, evaluate, get_condenser,
-                            load_synthetic_set, protocol_config, random_subset,
-                            save_synthetic_set, synset_complete, validate)
+from dcjax.condense import (condense, condenser_names, dataset_preset, evaluate,
+                            get_condenser, load_synthetic_set, random_subset,
+                            reference_eval_config, save_synthetic_set, synset_complete,
+                            validate)
 from dcjax.data import DATASET_NAMES, load_dataset
 from dcjax.nets import default_net
 
@@ -63,9 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
                  help="comma-separated architectures to evaluate on (default: ConvNet, or "
                  "ConvNetD2 for 8x8 images such as digits)")
   p.add_argument("--eval-epochs", type=int, default=None,
-                 help="evaluation epochs (default: 1000 with --eval-dsa, 300 without)")
-  p.add_argument("--eval-dsa", choices=["true", "false"], default="true",
-                 help="train evaluation networks with non-Siamese DSA (default: true)")
+                 help="evaluation epochs (default: 1000 with DSA, 300 without)")
+  p.add_argument("--eval-dsa", choices=["true", "false"], default=None,
+                 help="train evaluation networks with non-Siamese DSA (default: as the "
+                 "reference evaluates the method: dm/dsa with DSA; dc without, except on "
+                 "MNIST with crop_scale_rotate for 1000 epochs)")
   p.add_argument("--checkpoint-every", type=int, default=100,
                  help="iterations between checkpoints (default: 100)")
   p.add_argument("--out", default=None,
@@ -78,8 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def method_config(args, image_shape):
-  cfg = dataclasses.replace(get_condenser(args.method).preset(args.ipc),
-                            net=default_net(image_shape))
+  cfg = dataset_preset(get_condenser(args.method), args.ipc, args.dataset, image_shape)
   fields = {f.name for f in dataclasses.fields(cfg)}
   changes = {}
   for flag, (field, _, _) in METHOD_FLAGS.items():
@@ -127,7 +129,9 @@ def main(argv: list[str] | None = None) -> dict:
                    os.path.join(out, "images.png"),
                    title=f"{args.method} ipc={args.ipc} {init} init, {args.dataset}")
 
-  eval_cfg = protocol_config(args.dataset, dsa=args.eval_dsa == "true", epochs=args.eval_epochs)
+  eval_cfg = reference_eval_config(
+      args.method, args.dataset, epochs=args.eval_epochs,
+      dsa=None if args.eval_dsa is None else args.eval_dsa == "true")
   nets = tuple(n for n in (args.eval_nets or default_net(train_set.image_shape)).split(",") if n)
   start = time.time()
   acc = evaluate(k_eval, synset, test_set, nets, args.eval_models, eval_cfg, progress=True)

@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="tensorflow-datasets data_dir for tfds datasets (default: tfds's)")
   parser.add_argument("--net", default=None, help=f"network, one of {', '.join(NET_NAMES)}"
                       " (default: ConvNet, or ConvNetD2 for 8x8 images such as digits)")
+  parser.add_argument("--init-scheme", default="torch", choices=["torch", "flax"],
+                      help="parameter initialisation: the reference's PyTorch defaults, or "
+                      "Flax's (default: torch)")
   parser.add_argument("--models", type=int, default=1,
                       help="number of fresh networks, their keys split from --seed (default: 1)")
   parser.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
@@ -60,13 +63,14 @@ def main(argv: list[str] | None = None) -> dict:
     raise ValueError(f"--models must be >= 1, got {args.models}.")
   train_set, test_set = load_dataset(args.dataset, data_dir=args.data_dir)
   args.net = args.net or default_net(train_set.image_shape)
-  net = get_net(args.net, train_set.num_classes)
+  net = get_net(args.net, train_set.num_classes, init_scheme=args.init_scheme)
   cfg = cli.config_from_args(args, TrainConfig)
   if args.dsa and cfg.augment is None:
     cfg = dataclasses.replace(cfg, augment=strategy_for(args.dataset))
   print(f"{args.net} on {args.dataset}: {len(train_set)} train / {len(test_set)} test images "
         f"{train_set.image_shape}, {args.models} model(s), backend {jax.default_backend()}")
   out = workdir.claim(args.out, {"study": "train", "dataset": args.dataset, "net": args.net,
+                                 "init_scheme": args.init_scheme,
                                  "models": args.models, "seed": args.seed, "train_config": cfg},
                       owned=("results.json",), recompute=args.recompute)
   keys = jax.random.split(jax.random.key(args.seed), args.models)

@@ -11,8 +11,11 @@ import pytest
 from dcjax.checkpoint import ConfigMismatchError, StepCheckpointer
 from dcjax.condense import (DCConfig, DMConfig, condense, evaluate, load_synthetic_set,
                             match_distance, random_subset, save_synthetic_set)
-from dcjax.condense import dc
+from dcjax.augment import DEFAULT_STRATEGY, DIGIT_STRATEGY
+from dcjax.condense import dc, dm, get_condenser, reference_eval_config
+from dcjax.condense.runner import resolve_config
 from dcjax.data import from_arrays, load_dataset
+from dcjax.nets import get_net
 from dcjax.train import TrainConfig
 
 TINY_DM = DMConfig(iterations=6, batch_real=6, dsa_strategy="crop_flip", net="ConvNetW32")
@@ -97,10 +100,70 @@ def test_methods_change_the_images_and_keep_provenance(pool, method, cfg):
 
 
 def test_dc_with_batchnorm_network(pool):
+  """As the reference's main.py: the inner epochs train in train mode (they move the running
+  statistics), and before each outer step a pass of bn_per_class real images per class
+  updates them by torch's momentum 0.1 (the matching then uses them frozen)."""
   cfg = dataclasses.replace(TINY_DC, net="ConvNetBN", bn_per_class=4)
   syn = condense(jax.random.key(2), pool, "dc", ipc=1, init="noise", config=cfg)
   assert np.all(np.asarray(syn.init_indices) == -1)
   assert np.all(np.isfinite(np.asarray(syn.images)))
+  net = get_net("ConvNetBN", 3, width=8)
+  px, py = jnp.asarray(pool.images), jnp.asarray(pool.labels)
+  fresh = dc.init_network(net, jax.random.key(0), px)
+  refreshed = dc.refresh_batch_stats(net, cfg, 3, fresh, jax.random.key(1), px, py, None)
+  real = px[dc.common.sample_per_class(jax.random.key(1), py, 3, 4, None).reshape(-1)]
+  conv = fresh["params"]["features"]["conv_0"]  # the first block's pre-norm activations
+  conv0 = jax.lax.conv_general_dilated(real, conv["kernel"], (1, 1), [(1, 1)] * 2,
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC")) + conv["bias"]
+  stats = refreshed["batch_stats"]["features"]["_BatchNorm_0"]["BatchNorm_0"]
+  np.testing.assert_allclose(stats["mean"], 0.1 * np.asarray(conv0).mean((0, 1, 2)),
+                             rtol=1e-4, atol=1e-6)  # running mean 0 -> 0.9 * 0 + 0.1 * batch
+  labels = jnp.arange(3, dtype=jnp.int32)
+  trained = dc.inner_epoch(net, cfg, 1, refreshed, px[:3], labels, jax.random.key(2))
+  assert _max_abs(jax.tree.map(jnp.subtract, trained["batch_stats"],
+                               refreshed["batch_stats"])) > 0
+
+
+def _max_abs(tree):
+  return max(float(jnp.abs(a).max()) for a in jax.tree.leaves(tree))
+
+
+def test_dm_with_batchnorm_embeds_each_side_as_one_train_mode_batch():
+  """As the reference's main_DM.py for BatchNorm networks: a fresh network (train mode) embeds
+  the real images of all classes as one batch and the synthetic images as another, each
+  normalised by its own statistics (inference mode would use the fresh running 0 / 1)."""
+  net = get_net("ConvNetBN", 3, width=8, depth=2)
+  real = jax.random.normal(jax.random.key(0), (3, 4, 8, 8, 1)) + jnp.arange(3.0)[:, None, None,
+                                                                                 None, None]
+  images = jax.random.normal(jax.random.key(1), (6, 8, 8, 1))
+  variables = net.init(jax.random.key(2), images[:1])
+  cfg = DMConfig(dsa_strategy=None)
+  embed = lambda x: net.apply(variables, x, method="embed", train=True,
+                              mutable=["batch_stats"])[0]
+  want = jnp.sum((embed(real.reshape(12, 8, 8, 1)).reshape(3, 4, -1).mean(1)
+                  - embed(images).reshape(3, 2, -1).mean(1)) ** 2)
+  got = dm.dm_loss(net, cfg, images, variables, real, jax.random.key(3))
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_condensers_default_to_the_datasets_dsa_strategy(pool):
+  """Digit datasets are condensed without flips, as they are evaluated; DC does not augment."""
+  digits, _ = load_dataset("digits")
+  for method in ("dm", "dsa"):
+    cfg = resolve_config(get_condenser(method), 10, digits)
+    assert cfg.dsa_strategy == DIGIT_STRATEGY and cfg.net == "ConvNetD2"
+    assert resolve_config(get_condenser(method), 10, pool).dsa_strategy == DEFAULT_STRATEGY
+  assert resolve_config(get_condenser("dc"), 10, digits).dsa_strategy is None
+
+
+def test_reference_evaluation_by_method():
+  assert reference_eval_config("dm", "digits") == TrainConfig(epochs=1000,
+                                                              augment=DIGIT_STRATEGY)
+  assert reference_eval_config("dsa", "cifar10").augment == DEFAULT_STRATEGY
+  assert reference_eval_config("dc", "cifar10") == TrainConfig(epochs=300, augment=None)
+  assert reference_eval_config("dc", "mnist") == TrainConfig(epochs=1000,
+                                                             augment="crop_scale_rotate")
+  assert reference_eval_config("dc", "digits", dsa=True).augment == DIGIT_STRATEGY
 
 
 def test_mask_restricts_everything_to_members(pool):

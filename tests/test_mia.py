@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from dcjax.mia import (AttackResult, attack_metrics, balanced_keep_masks, clopper_pearson, init_masks,
-                       leave_one_out, logit_scaled_confidence, roc_curve,
-                       stratified_metrics)
+from dcjax.mia import (AttackResult, attack_metrics, attack_runs, balanced_keep_masks,
+                       clopper_pearson, init_masks, leave_one_out, logit_scaled_confidence,
+                       roc_curve, stratified_metrics)
+from dcjax.mia.metrics import DEFAULT_FPRS
 
 
 def test_keep_masks_are_balanced_and_seeded():
@@ -31,9 +32,12 @@ def test_logit_scaled_confidence_is_stable_and_exact():
   phi = logit_scaled_confidence(logits, labels)
   p = np.exp(logits[0]) / np.exp(logits[0]).sum()
   assert phi[0] == pytest.approx(np.log(p[0]) - np.log(p[1] + p[2]))
-  assert np.isfinite(phi[1]) and phi[1] > 100  # no overflow for confident models
+  assert phi[1] == pytest.approx(1000.0)  # exact for any margin: 1000 - logsumexp(0, -1000)
   assert phi[2] == pytest.approx(np.log(1 / 3) - np.log(2 / 3))
   assert phi.dtype == np.float64
+  floor = logit_scaled_confidence(logits, labels, reference_floor=True)  # LiRA's reference
+  assert floor[1] == pytest.approx(-np.log(1e-45))  # capped near 103.6
+  np.testing.assert_allclose(floor[[0, 2]], phi[[0, 2]], rtol=1e-12)
 
 
 def test_roc_and_auc_against_known_cases():
@@ -164,3 +168,30 @@ def test_cluster_bootstrap_auc_is_weighted_auc_and_wider_under_correlation():
   lo, hi = cluster_bootstrap_auc(s, y, np.arange(400))
   a = attack_metrics(s, y).auc
   assert lo < a < hi and hi - lo < 0.15
+
+
+def test_per_view_attacks_average_each_views_scores():
+  """'<attack>_per_view' (the LiRA reference): one Gaussian per query view, scores averaged
+  over views; with identical views it is the view-averaged attack."""
+  rng = np.random.default_rng(3)
+  runs, views, n, k = 6, 2, 40, 3
+  keep = np.asarray(balanced_keep_masks(jax.random.key(1), runs, n))
+  labels = rng.integers(0, k, n)
+  logits = rng.normal(size=(runs, views, n, k)) + 2.0 * keep[:, None, :, None] * (
+      np.arange(k) == labels[:, None])
+  init = np.full((runs, 1), -1)
+  per_view = attack_runs(logits, labels, keep, init, attacks=("lira_online_per_view",))
+  singles = [attack_runs(logits[:, v:v + 1], labels, keep, init, attacks=("lira_online",))
+             for v in range(views)]
+  phi = logit_scaled_confidence(logits, labels)
+  by_hand = np.mean([leave_one_out(phi[:, v], keep, "lira_online") for v in range(views)], 0)
+  want = stratified_metrics(by_hand, keep, np.zeros_like(keep), DEFAULT_FPRS)
+  assert per_view["lira_online_per_view"]["all_members"].auc == want["all_members"].auc
+  assert per_view["lira_online_per_view"]["all_members"].auc != singles[0]["lira_online"][
+      "all_members"].auc
+  same = np.repeat(logits[:, :1], 2, axis=1)
+  assert attack_runs(same, labels, keep, init, attacks=("lira_online_per_view",))[
+      "lira_online_per_view"]["all_members"].auc == pytest.approx(
+          singles[0]["lira_online"]["all_members"].auc)
+  with pytest.raises(ValueError, match="Unknown attack"):
+    attack_runs(logits, labels, keep, init, attacks=("loss_per_view",))

@@ -4,7 +4,9 @@ One iteration: a fresh random network; ``outer_loop`` times: for every class, th
 the loss on a real batch (no graph) is matched with the gradient on that class's synthetic
 images (with graph) by the layer-wise (1 - cosine) distance; one image step on the summed
 distance; then, except after the last outer step, ``inner_loop`` epochs of plain SGD on the
-synthetic set. BatchNorm networks get their statistics from a real batch, then frozen.
+synthetic set. BatchNorm networks, as in the reference: before each outer step a train-mode
+pass of ``bn_per_class`` real images per class updates the running statistics, which the
+matching uses frozen; the inner epochs train in train mode.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dcjax import checks
 from dcjax.condense import common
 from dcjax.condense.common import class_keys, siamese_dsa
 
+BN_KEY = 1  # fold_in(outer-step key, BN_KEY): the real batch that refreshes BatchNorm statistics
 # (outer_loop, inner_loop) by images per class, from the DC/DSA reference code.
 LOOPS_BY_IPC = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15),
                 50: (50, 10)}
@@ -143,17 +146,25 @@ def matching_loss(net, cfg: DCConfig, images, variables, real, aug_key):
   return jnp.sum(jax.vmap(one_class)(real, syn, jnp.arange(num_classes)))
 
 
+@functools.partial(jax.jit, static_argnums=(0,))
+def init_network(net: nn.Module, key, pool_x):
+  """A fresh random network (BatchNorm running statistics at their initial 0 / 1)."""
+  k_init, _ = jax.random.split(key)  # the second half was once the BatchNorm batch's key
+  return net.init(k_init, pool_x[:1])
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def init_network(net: nn.Module, cfg: DCConfig, num_classes: int, key, pool_x, pool_y, mask):
-  """A fresh random network; BatchNorm statistics set from a real batch, then frozen."""
-  k_init, k_bn = jax.random.split(key)
-  variables = net.init(k_init, pool_x[:1])
-  if "batch_stats" in variables:
-    real = common.real_batches(k_bn, pool_x, pool_y, num_classes, cfg.bn_per_class, mask)
-    _, updates = net.apply(variables, real.reshape(-1, *real.shape[2:]), train=True,
-                           mutable=["batch_stats"])
-    variables = {**variables, **updates}
-  return variables
+def refresh_batch_stats(net: nn.Module, cfg: DCConfig, num_classes: int, variables, key,
+                        pool_x, pool_y, mask):
+  """As the reference before each outer step: one train-mode pass of ``bn_per_class`` real
+  images per class updates the BatchNorm running statistics (momentum, not a reset), which the
+  matching step then uses frozen. Networks without BatchNorm are returned unchanged."""
+  if "batch_stats" not in variables:
+    return variables
+  real = common.real_batches(key, pool_x, pool_y, num_classes, cfg.bn_per_class, mask)
+  _, updates = net.apply(variables, real.reshape(-1, *real.shape[2:]), train=True,
+                         mutable=["batch_stats"])
+  return {**variables, **updates}
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
@@ -168,9 +179,20 @@ def match_step(net, cfg: DCConfig, num_classes: int, batch_real: int, images, op
   return optax.apply_updates(images, updates), opt_state, loss
 
 
+def _ce_train(net, variables, params, x, y):
+  """Training-mode loss: a BatchNorm network normalises by the batch and updates its running
+  statistics (as the reference's inner loop, which trains in train mode). (loss, updates)."""
+  if "batch_stats" not in variables:
+    return _ce(net, variables, params, x, y), {}
+  logits, updates = net.apply({**variables, "params": params}, x, train=True,
+                              mutable=["batch_stats"])
+  return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), updates
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def inner_epoch(net, cfg: DCConfig, steps: int, variables, images, labels, key):
-  """One epoch of plain SGD (lr_net) on the synthetic set, in shuffled batches of batch_train."""
+  """One epoch of plain SGD (lr_net) on the synthetic set, in shuffled batches of batch_train,
+  in train mode."""
   images = jax.lax.stop_gradient(images)
   k_perm, k_aug = jax.random.split(key)
   perm = jax.random.permutation(k_perm, images.shape[0])
@@ -180,9 +202,10 @@ def inner_epoch(net, cfg: DCConfig, steps: int, variables, images, labels, key):
     xb, yb = images[idx], labels[idx]
     if cfg.dsa_strategy:
       xb = dsa(jax.random.fold_in(k_aug, s), xb, cfg.dsa_strategy, siamese=False)
-    grads = jax.grad(functools.partial(_ce, net, variables))(variables["params"], xb, yb)
+    grads, updates = jax.grad(functools.partial(_ce_train, net, variables), has_aux=True)(
+        variables["params"], xb, yb)
     params = jax.tree.map(lambda p, g: p - cfg.lr_net * g, variables["params"], grads)
-    variables = {**variables, "params": params}
+    variables = {**variables, **updates, "params": params}
   return variables
 
 
@@ -196,11 +219,14 @@ def step(net: nn.Module, cfg: DCConfig, num_classes: int, batch_real: int, image
   """
   labels = jnp.repeat(jnp.arange(num_classes, dtype=jnp.int32), images.shape[0] // num_classes)
   k_net, k_loop = jax.random.split(key)
-  variables = init_network(net, cfg, num_classes, k_net, pool_x, pool_y, mask)
+  variables = init_network(net, k_net, pool_x)
   steps = -(-images.shape[0] // cfg.batch_train)
   losses = []
   for ol in range(cfg.outer_loop):
-    k_match, k_inner = jax.random.split(jax.random.fold_in(k_loop, ol))
+    k_outer = jax.random.fold_in(k_loop, ol)
+    k_match, k_inner = jax.random.split(k_outer)
+    variables = refresh_batch_stats(net, cfg, num_classes, variables,
+                                    jax.random.fold_in(k_outer, BN_KEY), pool_x, pool_y, mask)
     images, opt_state, loss = match_step(net, cfg, num_classes, batch_real, images, opt_state,
                                          variables, k_match, pool_x, pool_y, mask)
     losses.append(loss)
@@ -219,18 +245,21 @@ def pure_step(net: nn.Module, cfg: DCConfig, num_classes: int, batch_real: int, 
   result up to float rounding. Returns (images, opt_state, mean loss)."""
   labels = jnp.repeat(jnp.arange(num_classes, dtype=jnp.int32), images.shape[0] // num_classes)
   k_net, k_loop = jax.random.split(key)
-  variables = init_network(net, cfg, num_classes, k_net, pool_x, pool_y, mask)
+  variables = init_network(net, k_net, pool_x)
   steps = -(-images.shape[0] // cfg.batch_train)
 
   def match(images, opt_state, variables, ol):
-    k_match, k_inner = jax.random.split(jax.random.fold_in(k_loop, ol))
+    k_outer = jax.random.fold_in(k_loop, ol)
+    k_match, k_inner = jax.random.split(k_outer)
+    variables = refresh_batch_stats(net, cfg, num_classes, variables,
+                                    jax.random.fold_in(k_outer, BN_KEY), pool_x, pool_y, mask)
     images, opt_state, loss = match_step(net, cfg, num_classes, batch_real, images, opt_state,
                                          variables, k_match, pool_x, pool_y, mask)
-    return images, opt_state, loss, k_inner
+    return images, opt_state, variables, loss, k_inner
 
   def outer(carry, ol):  # every outer step but the last: match, then inner_loop epochs
     images, opt_state, variables = carry
-    images, opt_state, loss, k_inner = match(images, opt_state, variables, ol)
+    images, opt_state, variables, loss, k_inner = match(images, opt_state, variables, ol)
     variables, _ = jax.lax.scan(
         lambda v, il: (inner_epoch(net, cfg, steps, v, images, labels,
                                    jax.random.fold_in(k_inner, il)), None),
@@ -239,5 +268,5 @@ def pure_step(net: nn.Module, cfg: DCConfig, num_classes: int, batch_real: int, 
 
   (images, opt_state, variables), losses = jax.lax.scan(
       outer, (images, opt_state, variables), jnp.arange(cfg.outer_loop - 1))
-  images, opt_state, last, _ = match(images, opt_state, variables, cfg.outer_loop - 1)
+  images, opt_state, _, last, _ = match(images, opt_state, variables, cfg.outer_loop - 1)
   return images, opt_state, jnp.mean(jnp.concatenate([losses, last[None]]))

@@ -18,6 +18,7 @@ import optax
 from dcjax import checks
 from dcjax.augment import DEFAULT_STRATEGY
 from dcjax.condense import common
+from dcjax.nets import uses_batch_stats
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,12 +56,20 @@ def dm_loss(net: nn.Module, cfg: DMConfig, images: jax.Array, variables, real: j
   """images: (C*ipc, H, W, Ch) synthetic; real: (C, B, H, W, Ch). Returns the summed loss.
 
   The embedding is per example, so every class goes through the network in one flattened batch
-  (the program does not grow with the number of classes).
+  (the program does not grow with the number of classes). A BatchNorm network embeds as the
+  reference's fresh (train-mode) network does: the real images of all classes as one batch
+  normalised by its own statistics, the synthetic images as another (never chunked, since a
+  chunk would have other statistics).
   """
   num_classes, batch = real.shape[:2]
   syn = images.reshape(num_classes, -1, *images.shape[1:])
   chunk = common.default_chunk(embedding=True) if cfg.real_chunk == 0 else cfg.real_chunk
-  embed = lambda x: net.apply(variables, x, method="embed")
+  if uses_batch_stats(net):
+    chunk = None
+    embed = lambda x: net.apply(variables, x, method="embed", train=True,
+                                mutable=["batch_stats"])[0]
+  else:
+    embed = lambda x: net.apply(variables, x, method="embed")
   keys = common.class_keys(aug_key, num_classes)
   real = common.siamese_dsa(keys, real, cfg.dsa_strategy)
   syn = common.siamese_dsa(keys, syn, cfg.dsa_strategy)

@@ -22,10 +22,29 @@ def protocol_config(dataset_name: str, dsa: bool = True, epochs: int | None = No
   return TrainConfig(epochs=epochs, augment=augment, **overrides)
 
 
+# DC's reference evaluates without augmentation (300 epochs), except on MNIST, where it trains
+# 1000 epochs with its own crop_scale_rotate; DSA and DM evaluate with their DSA strategy.
+DC_MNIST_AUGMENT = "crop_scale_rotate"
+
+
+def reference_eval_config(method: str, dataset_name: str, epochs: int | None = None,
+                          dsa: bool | None = None, **overrides) -> TrainConfig:
+  """How the reference evaluates a set condensed by ``method``. ``dsa`` (None: by method)
+  overrides whether evaluation networks train with non-Siamese DSA."""
+  if dsa is None and method == "dc":
+    if dataset_name == "mnist":
+      return TrainConfig(epochs=epochs or 1000, augment=DC_MNIST_AUGMENT, **overrides)
+    dsa = False
+  return protocol_config(dataset_name, dsa=True if dsa is None else dsa, epochs=epochs,
+                         **overrides)
+
+
 def evaluate(key: jax.Array, train_set: SyntheticSet | Dataset, test_set: Dataset,
              nets: tuple[str, ...] | None = None, num_models: int = 5,
-             train_cfg: TrainConfig | None = None, progress: bool = False) -> dict:
-  """Trains ``num_models`` fresh networks of each architecture (default: ``default_net``).
+             train_cfg: TrainConfig | None = None, progress: bool = False,
+             init_scheme: str = "torch") -> dict:
+  """Trains ``num_models`` fresh networks of each architecture (default: ``default_net``),
+  initialised as the reference's PyTorch networks (``init_scheme="torch"``) or by Flax.
 
   Returns {net: {"accuracies": [...], "mean": m, "std": s}} of the FINAL test accuracy.
   """
@@ -35,10 +54,11 @@ def evaluate(key: jax.Array, train_set: SyntheticSet | Dataset, test_set: Datase
   nets = nets or (default_net(test_set.image_shape),)
   results = {}
   for i, name in enumerate(nets):
-    net = get_net(name, test_set.num_classes)
+    net = get_net(name, test_set.num_classes, init_scheme=init_scheme)
     keys = jax.random.split(jax.random.fold_in(key, i), num_models)
     stacked = train_many(keys, net, train_set.images, train_set.labels, cfg, progress=progress)
     accs = np.asarray(accuracy(predict_many(net, stacked, test_set.images), test_set.labels))
     results[name] = {"accuracies": accs.tolist(), "mean": float(accs.mean()),
-                     "std": float(accs.std()), "train_config": dataclasses.asdict(cfg)}
+                     "std": float(accs.std()), "train_config": dataclasses.asdict(cfg),
+                     "init_scheme": init_scheme}
   return results

@@ -19,6 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dcjax import checkpoint as ckpt
+from dcjax.augment import strategy_for
 from dcjax.condense import common
 from dcjax.condense.registry import Condenser, get_condenser
 from dcjax.condense.synthetic_set import SyntheticSet, class_major_labels
@@ -69,12 +70,21 @@ def fingerprint(key, dataset: Dataset, method: str, ipc: int, init: str, cfg, ma
   }
 
 
+def dataset_preset(condenser: Condenser, ipc: int, dataset_name: str, image_shape):
+  """The condenser's reference preset for ``ipc`` fitted to a dataset: ``default_net`` for its
+  image size and, where the preset augments, the dataset's DSA strategy (no flips for digit
+  datasets, which are evaluated without them)."""
+  cfg = dataclasses.replace(condenser.preset(ipc), net=default_net(image_shape))
+  if getattr(cfg, "dsa_strategy", None):
+    cfg = dataclasses.replace(cfg, dsa_strategy=strategy_for(dataset_name))
+  return cfg
+
+
 def resolve_config(condenser: Condenser, ipc: int, dataset: Dataset, config: Any = None):
-  """``config``, or the condenser's reference preset for ``ipc`` with ``default_net`` for the
-  dataset's image size."""
+  """``config``, or ``dataset_preset`` for this dataset."""
   if config is not None:
     return config
-  return dataclasses.replace(condenser.preset(ipc), net=default_net(dataset.image_shape))
+  return dataset_preset(condenser, ipc, dataset.name, dataset.image_shape)
 
 
 def nan_error(method: str, loss: float, iteration: int, last_step: int | None,

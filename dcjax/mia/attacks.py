@@ -13,10 +13,15 @@ import numpy as np
 import scipy.stats
 
 from dcjax.mia.metrics import DEFAULT_FPRS, AttackResult, init_masks, stratified_metrics
-from dcjax.mia.scores import view_averaged_scores
+from dcjax.mia.scores import logit_scaled_confidence
 
-ATTACKS = ("loss", "lira_online", "lira_online_fixed", "lira_offline", "lira_offline_fixed",
-           "lira_offline_two_sided")
+BASE_ATTACKS = ("loss", "lira_online", "lira_online_fixed", "lira_offline",
+                "lira_offline_fixed", "lira_offline_two_sided")
+# "<attack>_per_view": the LiRA reference's treatment of query views (its plot.py): one
+# Gaussian per view, the attack's per-view scores averaged; the plain names average phi over
+# the views first
+PER_VIEW = "_per_view"
+ATTACKS = BASE_ATTACKS + tuple(a + PER_VIEW for a in BASE_ATTACKS if a.startswith("lira"))
 MIN_OWN_SD = 4
 
 
@@ -134,10 +139,24 @@ def attack_runs(view_logits, labels, keep, init_indices, attacks=DEFAULT_ATTACKS
 
   view_logits: (M, V, N, K) logits of every pool example under V query views; labels (N,);
   keep (M, N) bool; init_indices (M, n) pool indices of each run's init images (-1: none).
-  Returns {attack: AttackResult}.
+  Returns {attack: AttackResult}. Attacks named ``<attack>_per_view`` score each view with
+  its own Gaussians and average the per-view scores (the LiRA reference); the others score
+  phi averaged over the views.
   """
-  phi = view_averaged_scores(view_logits, labels)
+  phi_views = logit_scaled_confidence(view_logits, labels)  # (M, V, N)
+  phi = phi_views.mean(axis=1)
   keep = np.asarray(keep, bool)
   is_init = init_masks(init_indices, keep.shape[1])
-  return {name: stratified_metrics(leave_one_out(phi, keep, name), keep, is_init, fprs)
-          for name in attacks}
+  unknown = [a for a in attacks if a not in ATTACKS]
+  if unknown:
+    raise ValueError(f"Unknown attack(s) {unknown}; expected some of {list(ATTACKS)}.")
+  out = {}
+  for name in attacks:
+    if name.endswith(PER_VIEW):
+      base = name[:-len(PER_VIEW)]
+      membership = np.mean([leave_one_out(phi_views[:, v], keep, base)
+                            for v in range(phi_views.shape[1])], axis=0)
+    else:
+      membership = leave_one_out(phi, keep, name)
+    out[name] = stratified_metrics(membership, keep, is_init, fprs)
+  return out

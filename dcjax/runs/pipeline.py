@@ -27,6 +27,7 @@ from dcjax.checkpoint import Stage, array_digest, key_digest
 from dcjax.data.dataset import Dataset
 from dcjax.data.facts import is_digit_like
 from dcjax.nets import get_net
+from dcjax.nets.layers import INITS
 from dcjax.runs.recipes import Recipe, TrainingSet
 from dcjax.train import TrainConfig, accuracy, predict_many, train_many
 
@@ -59,10 +60,19 @@ def run_keys(key: jax.Array, num_runs: int) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True)
 class RunsConfig:
-  """How each run's network is trained (before the recipe's own changes) and queried."""
+  """How each run's network is built, trained (before the recipe's own changes) and queried.
+
+  init_scheme: "torch" (the reference code's PyTorch default initialisation) or "flax".
+  """
 
   net: str = "ConvNet"
   train: TrainConfig = TrainConfig()
+  init_scheme: str = "torch"
+
+  def __post_init__(self):
+    if self.init_scheme not in INITS:
+      raise ValueError(f"RunsConfig.init_scheme must be one of {list(INITS)}, got "
+                       f"{self.init_scheme!r}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +145,7 @@ def run_many(keys: jax.Array, pool: Dataset, keep: np.ndarray, recipe: Recipe,
 
   trainsets = [] if recipe.trains_on_pool else _training_sets(
       keys, pool, keep, recipe, stage, stage_root, recompute, progress)
-  net = get_net(cfg.net, pool.num_classes)
+  net = get_net(cfg.net, pool.num_classes, init_scheme=cfg.init_scheme)
 
   def train():
     train_keys = jnp.stack([jax.random.fold_in(k, 1) for k in keys])
