@@ -1,11 +1,17 @@
 """Runs an audit preset and compares its metrics with a golden copy stored before a refactor.
 
     python benchmarks/golden_audit.py --preset quick      # ~3 min on 2 CPU cores
+    python benchmarks/golden_audit.py --preset tiny --write --why "issue 12: torch init"
 
 The golden copy (``tests/data/golden_<preset>.json``) holds every number of results.json that
 the computation determines (``tests/golden.py::metrics_view``) and the machine that computed it.
 Prints JSON: whether the metrics are identical, how many leaves differ (the first ones listed),
 and whether this machine is the golden one's (another CPU model may round differently).
+
+``--write`` replaces the golden copy with this run's metrics after an intended change of the
+numbers; ``--why`` (required) is appended to the copy's ``history`` with the code version that
+computed it, and the float-order changes listed for the old copy are dropped (the new one was
+computed with today's order).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
 
 from dcjax.audit import get_preset, run_audit  # noqa: E402
-from tests.golden import compare_with_golden, machine_identity, metrics_view  # noqa: E402
+from tests.golden import TINY, compare_with_golden, machine_identity, metrics_view  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(__file__), os.pardir, "tests", "data")
 
@@ -54,13 +60,21 @@ def _auc_escapes(got: dict, want: dict) -> list[str]:
 def main(argv=None) -> dict:
   p = argparse.ArgumentParser(description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--preset", default="quick", help="audit preset with a golden copy")
+  p.add_argument("--preset", default="quick",
+                 help="audit preset with a golden copy ('tiny': the test suite's TINY config)")
+  p.add_argument("--write", action="store_true",
+                  help="replace the golden copy with this run's metrics (an intended change)")
+  p.add_argument("--why", default=None, help="with --write: what changed the numbers")
   args = p.parse_args(argv)
-  with open(os.path.join(DATA, f"golden_{args.preset}.json")) as f:
+  if args.write and not (args.why and args.why.strip()):
+    p.error("--write needs --why: the intended change that moved the numbers")
+  path = os.path.join(DATA, f"golden_{args.preset}.json")
+  with open(path) as f:
     golden = json.load(f)
   start = time.time()
   with tempfile.TemporaryDirectory() as out:
-    results = run_audit(get_preset(args.preset), out, progress=False, preset=args.preset,
+    config = TINY if args.preset == "tiny" else get_preset(args.preset)
+    results = run_audit(config, out, progress=False, preset=args.preset,
                         log=lambda *_: None)
   got = json.loads(json.dumps(metrics_view(results)))
   diff = compare_with_golden(got, golden)
@@ -77,6 +91,19 @@ def main(argv=None) -> dict:
             "same_machine_as_golden": golden["machine"] == machine_identity(),
             "machine": machine_identity(), "seconds": round(time.time() - start, 1)}
   print(json.dumps(report, indent=2))
+  if args.write:
+    history = golden.get("history") or [{"code_version": golden["code_version"],
+                                         "why": "first golden copy"}]
+    written = {"preset": args.preset, "code_version": results["code_version"],
+               "machine": machine_identity(), "float_order_changes": [],
+               "history": [*history, {"code_version": results["code_version"], "why": args.why,
+                                      "differing_leaves_before": len(diff)}],
+               "metrics": got}
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+      json.dump(written, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+    print(f"wrote {os.path.relpath(path)}", file=sys.stderr)
   return report
 
 

@@ -19,11 +19,9 @@ from dcjax.checkpoint import ConfigMismatchError, load_tree
 from dcjax.mia import STRATA, RocPoint, StratumMetrics
 from dcjax.runs import run_recipe
 from experiments import audit as audit_exp
-from tests.golden import compare_with_golden, differences, machine_identity, metrics_view
+from tests.golden import (TINY, compare_with_golden, differences, machine_identity,
+                          metrics_view)
 
-TINY = AuditConfig(runs=4, pool_size=160, ipc=2, epochs=3, real_epochs=2, dm_iterations=2,
-                   dm_batch_real=8, dsa_iterations=1, dsa_outer_loop=1, dsa_inner_loop=1,
-                   dsa_batch_real=8, ssim_shortlist=16, theory_iterations=60)
 
 
 @pytest.fixture(scope="module")
