@@ -128,7 +128,8 @@ def test_a_condenser_added_through_the_registry_runs_in_the_audit(tmp_path):
   # the shapes of test_audit.py's TINY audit, whose programs the shared compilation cache holds
   args = ["--runs", "4", "--pool-size", "160", "--ipc", "2", "--recipes",
           "random_subset,real,condense(toy_mean,init=real)", "--epochs", "3", "--real-epochs",
-          "2", "--attacks", "loss,lira_offline", "--primary-attack", "loss", "--out", out,
+          "2", "--net", "ConvNetD1", "--attacks", "loss,lira_offline", "--primary-attack",
+          "loss", "--out", out,
           "--quiet"]
   res = mia_exp.main(args)
   assert res["membership_only"] and res["theory"] is None

@@ -18,9 +18,9 @@ from dcjax.data import from_arrays, load_dataset
 from dcjax.nets import get_net
 from dcjax.train import TrainConfig
 
-TINY_DM = DMConfig(iterations=6, batch_real=6, dsa_strategy="crop_flip", net="ConvNetW32")
+TINY_DM = DMConfig(iterations=6, batch_real=6, dsa_strategy="crop_flip", net="ConvNetD1")
 TINY_DC = DCConfig(iterations=2, outer_loop=2, inner_loop=2, batch_real=6,
-                   dsa_strategy=None, net="ConvNetW32")
+                   dsa_strategy=None, net="ConvNetD1")
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,8 @@ def test_dc_with_batchnorm_network(pool):
   """As the reference's main.py: the inner epochs train in train mode (they move the running
   statistics), and before each outer step a pass of bn_per_class real images per class
   updates them by torch's momentum 0.1 (the matching then uses them frozen)."""
-  cfg = dataclasses.replace(TINY_DC, net="ConvNetBN", bn_per_class=4)
+  cfg = dataclasses.replace(TINY_DC, net="ConvNetBN", bn_per_class=4, iterations=1,
+                            inner_loop=1)  # two outer steps: a refresh between matchings
   syn = condense(jax.random.key(2), pool, "dc", ipc=1, init="noise", config=cfg)
   assert np.all(np.asarray(syn.init_indices) == -1)
   assert np.all(np.isfinite(np.asarray(syn.images)))

@@ -185,8 +185,14 @@ def _prepare(net, pool_x, pool_y, cfg, masks, example_weights, num_models):
 
 
 @functools.partial(jax.jit, static_argnums=(0,))
+def _init_net(net: nn.Module, key, image_shape_probe):
+  return net.init(key, image_shape_probe)
+
+
 def _init_state(plan: _Plan, key, image_shape_probe):
-  variables = plan.net.init(key, image_shape_probe)
+  # Jitted per network, not per plan: the initialisation (torch's init draws per layer) takes
+  # seconds to compile on CPU, and jobs of one network differ in their plans (epochs, sizes).
+  variables = _init_net(plan.net, key, image_shape_probe)
   tx = make_optimizer(plan.cfg, plan.steps_per_epoch)
   return variables, tx.init(variables["params"])
 
