@@ -31,7 +31,7 @@ def test_convnet_embed_is_2048_for_both_input_kinds():
   net = get_net("ConvNet", 10)
   for shape in [(2, 32, 32, 3), (2, 28, 28, 1)]:
     x = jnp.zeros(shape)
-    variables = net.init(jax.random.key(0), x)
+    variables = jax.jit(net.init)(jax.random.key(0), x)
     chex.assert_shape(net.apply(variables, x, method="embed"), (2, 2048))
     chex.assert_shape(net.apply(variables, x), (2, 10))
 
@@ -72,7 +72,7 @@ def test_instance_norm_is_groupnorm_per_channel_with_eps_1e5():
   net = ConvNet(10, depth=1, width=4)
   # Tiny activations (variance ~1e-5) make the eps visible: 1e-5 and 1e-6 give different maps.
   x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3)) * 3e-3
-  variables = net.init(jax.random.key(1), x)
+  variables = jax.jit(net.init)(jax.random.key(1), x)
   conv_params = variables["params"]["features"]["conv_0"]
   h = Conv(4, 3, padding=1).apply({"params": conv_params}, x)
 

@@ -10,8 +10,8 @@ import optax
 import pytest
 
 from dcjax.nets import get_net
-from dcjax.train import (TrainConfig, accuracy, make_optimizer, predict, predict_many, train,
-                         train_many)
+from dcjax.train import (TrainConfig, accuracy, init_variables, make_optimizer, predict,
+                         predict_many, train, train_many)
 
 NET = get_net("ConvNetW32", 4)
 SMALL_NET = get_net("ConvNet", 4, width=8, depth=1)  # for the slow path (scan on CPU)
@@ -82,7 +82,7 @@ def test_one_step_matches_hand_written_torch_style_sgd(tiny_rgb):
   cfg = TrainConfig(epochs=1, batch_size=8, lr=0.05, weight_decay=0.1, microbatch=None)
   trained = train(jax.random.key(4), NET, x, y, cfg)
   init_key = jax.random.split(jax.random.key(4), 3)[0]
-  variables = NET.init(init_key, x[:1])
+  variables = init_variables(init_key, NET, x.shape[1:])  # the engine's init
   loss = lambda p: optax.softmax_cross_entropy_with_integer_labels(
       NET.apply({"params": p}, x), y).mean()
   grads = jax.jit(jax.grad(loss))(variables["params"])

@@ -77,8 +77,10 @@ def make_optimizer(cfg: TrainConfig, steps_per_epoch: int) -> optax.GradientTran
                      optax.sgd(schedule, momentum=cfg.momentum or None))
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2))
 def init_variables(key: jax.Array, net: nn.Module, image_shape: tuple[int, ...]) -> Variables:
-  """Fresh variables of ``net`` for images of shape (H, W, C)."""
+  """Fresh variables of ``net`` for images of shape (H, W, C). Jitted: op by op, torch's
+  per-layer init draws take seconds on CPU (each op compiles on first use)."""
   return net.init(key, jnp.zeros((1, *image_shape), jnp.float32))
 
 
@@ -184,15 +186,10 @@ def _prepare(net, pool_x, pool_y, cfg, masks, example_weights, num_models):
   return pool_x, pool_y, masks, example_weights, plan
 
 
-@functools.partial(jax.jit, static_argnums=(0,))
-def _init_net(net: nn.Module, key, image_shape_probe):
-  return net.init(key, image_shape_probe)
-
-
 def _init_state(plan: _Plan, key, image_shape_probe):
-  # Jitted per network, not per plan: the initialisation (torch's init draws per layer) takes
-  # seconds to compile on CPU, and jobs of one network differ in their plans (epochs, sizes).
-  variables = _init_net(plan.net, key, image_shape_probe)
+  # init_variables is jitted per network and image shape, not per plan: the initialisation
+  # takes seconds to compile on CPU, and jobs of one network differ in their plans.
+  variables = init_variables(key, plan.net, tuple(image_shape_probe.shape[1:]))
   tx = make_optimizer(plan.cfg, plan.steps_per_epoch)
   return variables, tx.init(variables["params"])
 
