@@ -12,7 +12,7 @@ from dcjax.condense import DCConfig, DMConfig, condense, condense_many
 from dcjax.data import load_dataset
 from dcjax.mia import balanced_keep_masks
 
-CFG = DMConfig(iterations=2, batch_real=2, dsa_strategy="flip_scale", net="ConvNetW32")
+CFG = DMConfig(iterations=2, batch_real=2, dsa_strategy="flip_scale", net="ConvNetD1")
 
 
 def _pool():

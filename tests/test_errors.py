@@ -188,7 +188,7 @@ def test_unwritable_out_is_a_runtime_error(tmp_path, capsys):
 def condensed(tmp_path_factory):
   """A finished tiny ``experiments.condense`` directory and its command-line flags."""
   out = str(tmp_path_factory.mktemp("cond") / "c")
-  flags = ["--method", "dm", "--ipc", "2", "--iterations", "2", "--cond-net", "ConvNetW32",
+  flags = ["--method", "dm", "--ipc", "2", "--iterations", "2", "--cond-net", "ConvNetD1",
            "--dsa-strategy", "none", "--batch-real", "8", "--eval-models", "1", "--eval-nets",
            "MLP", "--eval-epochs", "2", "--checkpoint-every", "1"]
   condense_exp.main([*flags, "--out", out])

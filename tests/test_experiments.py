@@ -14,19 +14,19 @@ from experiments import mia as mia_exp
 
 def test_condense_experiment_writes_set_grid_and_results(tmp_path):
   out = str(tmp_path / "c")
-  args = ["--method", "dm", "--ipc", "2", "--iterations", "2", "--cond-net", "ConvNetW32",
+  args = ["--method", "dm", "--ipc", "2", "--iterations", "2", "--cond-net", "ConvNetD1",
           "--dsa-strategy", "flip", "--batch-real", "8", "--eval-models", "2",
-          "--eval-nets", "ConvNetW32", "--eval-epochs", "3", "--out", out]
+          "--eval-nets", "ConvNetD1", "--eval-epochs", "3", "--out", out]
   result = condense_exp.main(args)
   syn = load_synthetic_set(os.path.join(out, "synset"))
   assert syn.images.shape == (20, 8, 8, 1) and syn.method == "dm" and syn.ipc == 2
   assert os.path.getsize(os.path.join(out, "images.png")) > 1000
   with open(os.path.join(out, "results.json")) as f:
     stored = json.load(f)
-  accs = stored["accuracy"]["ConvNetW32"]["accuracies"]
-  assert len(accs) == 2 and stored["accuracy"]["ConvNetW32"]["mean"] == pytest.approx(
+  accs = stored["accuracy"]["ConvNetD1"]["accuracies"]
+  assert len(accs) == 2 and stored["accuracy"]["ConvNetD1"]["mean"] == pytest.approx(
       np.mean(accs))
-  assert "ConvNetW32" in stored["random_subset_accuracy"]
+  assert "ConvNetD1" in stored["random_subset_accuracy"]
   assert result["method_config"].iterations == 2
   # the same command again resumes from the finished checkpoint instead of redoing the work
   again = condense_exp.main(args)

@@ -136,3 +136,11 @@ def test_recipe_syntax_defaults_keywords_and_errors():
       parse(text)
   with pytest.raises(ValueError, match="must be a DMConfig"):
     Condense("dm", 2, "real", TrainConfig())
+
+
+def test_runs_start_from_torch_init_by_default_and_name_a_bad_scheme():
+  """The reference trains PyTorch-initialised networks (classifier bound 1/sqrt(fan_in), about
+  sqrt(3) below Flax's lecun-normal std, and non-zero biases)."""
+  assert RunsConfig().init_scheme == "torch"
+  with pytest.raises(ValueError, match="init_scheme must be one of .*'torch'.*got 'kaiming'"):
+    RunsConfig(init_scheme="kaiming")

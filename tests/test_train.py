@@ -13,7 +13,7 @@ from dcjax.nets import get_net
 from dcjax.train import (TrainConfig, accuracy, init_variables, make_optimizer, predict,
                          predict_many, train, train_many)
 
-NET = get_net("ConvNetW32", 4)
+NET = get_net("ConvNetD1", 4)
 SMALL_NET = get_net("ConvNet", 4, width=8, depth=1)  # for the slow path (scan on CPU)
 TINY = TrainConfig(epochs=3, batch_size=8, microbatch=None)
 
