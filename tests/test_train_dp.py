@@ -30,9 +30,10 @@ def test_no_noise_and_no_clipping_is_plain_training(tiny_rgb, sampling):
   a = train_many(keys, NET, train_set.images, train_set.labels, plain, masks=masks)
   b = train_many(keys, NET, train_set.images, train_set.labels, dp, masks=masks)
   assert _max_diff(a, b) < 1e-5
-  clipped = dataclasses.replace(dp, dp_clip=1e-3)  # clipping binds: another result
-  c = train_many(keys, NET, train_set.images, train_set.labels, clipped, masks=masks)
-  assert _max_diff(a, c) > 1e-3
+  if sampling == "poisson":  # clipping that binds gives another result
+    clipped = dataclasses.replace(dp, dp_clip=1e-3)
+    c = train_many(keys, NET, train_set.images, train_set.labels, clipped, masks=masks)
+    assert _max_diff(a, c) > 1e-3
 
 
 def test_noise_std_per_coordinate_is_sigma_times_clip(tiny_rgb):
@@ -44,17 +45,19 @@ def test_noise_std_per_coordinate_is_sigma_times_clip(tiny_rgb):
   plan = engine._Plan(NET, dataclasses.replace(TINY, dp_clip=clip, dp_noise=sigma), 1, 4, None,
                       False)
   grad_fn = jax.value_and_grad(functools.partial(engine._loss_fn, plan), has_aux=True)
-  noisy = jax.jit(jax.vmap(lambda k: engine._dp_grads(plan, grad_fn, params, {}, xb, yb, wb,
-                                                      k)[1]))
-  draws = noisy(jax.random.split(jax.random.key(1), 32))
+  noisy = jax.jit(lambda k: engine._dp_grads(plan, grad_fn, params, {}, xb, yb, wb, k)[1])
   clean_plan = dataclasses.replace(plan, cfg=dataclasses.replace(plan.cfg, dp_noise=0.0))
-  _, clean = engine._dp_grads(clean_plan, grad_fn, params, {}, xb, yb, wb, None)
-  noise = np.concatenate([np.asarray(d - c[None]).reshape(32, -1)
-                          for d, c in zip(jax.tree.leaves(draws), jax.tree.leaves(clean))], 1)
-  # 32 draws x ~750 coordinates: the std estimate has a standard error of ~0.5%
-  assert noise.std() == pytest.approx(sigma * clip, rel=0.02)
-  assert abs(noise.mean()) < 0.02 * sigma * clip
-  norms = np.sqrt(sum(np.sum(np.asarray(c) ** 2) for c in jax.tree.leaves(clean)))
+  clean = jax.tree.leaves(
+      jax.jit(lambda: engine._dp_grads(clean_plan, grad_fn, params, {}, xb, yb, wb, None)[1])())
+  noise = np.concatenate([
+      np.concatenate([np.asarray(d - c).ravel()
+                      for d, c in zip(jax.tree.leaves(noisy(jax.random.key(k))), clean)])
+      for k in range(8)])
+  # 8 draws x 756 coordinates: the std estimate has a standard error of ~0.9%
+  assert noise.size > 6000
+  assert noise.std() == pytest.approx(sigma * clip, rel=0.05)
+  assert abs(noise.mean()) < 0.05 * sigma * clip
+  norms = np.sqrt(sum(np.sum(np.asarray(c) ** 2) for c in clean))
   assert norms <= 4 * clip + 1e-5  # a sum of 4 gradients, each clipped to norm 0.5
 
 
