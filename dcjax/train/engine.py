@@ -47,7 +47,7 @@ class _Plan:
   net: nn.Module
   cfg: TrainConfig
   steps_per_epoch: int
-  batch_size: int  # slots per batch: cfg.batch_size (Poisson: its capacity), at most the largest set
+  batch_size: int  # slots per batch: cfg.batch_size (Poisson: its capacity), <= the largest set
   microbatch: int | None
   has_batch_stats: bool
 
