@@ -3,9 +3,9 @@ their resumable stages. Everything the attacks in ``dcjax.mia`` consume is produ
 
 from dcjax.runs.pipeline import (RunResults, RunsConfig, apply_view, query_views, run,
                                  run_keys, run_many, run_recipe)
-from dcjax.runs.recipes import (Condense, InitOnly, RandomSubset, Real, Recipe, TrainingSet,
-                                parse, recipe_kinds, register_recipe)
+from dcjax.runs.recipes import (DPSGD, Condense, InitOnly, RandomSubset, Real, Recipe,
+                                TrainingSet, parse, recipe_kinds, register_recipe)
 
-__all__ = ["Condense", "InitOnly", "RandomSubset", "Real", "Recipe", "RunResults", "RunsConfig",
-           "TrainingSet", "apply_view", "parse", "query_views", "recipe_kinds",
+__all__ = ["DPSGD", "Condense", "InitOnly", "RandomSubset", "Real", "Recipe", "RunResults",
+           "RunsConfig", "TrainingSet", "apply_view", "parse", "query_views", "recipe_kinds",
            "register_recipe", "run", "run_keys", "run_many", "run_recipe"]

@@ -7,6 +7,7 @@ results.json and the README all use it, and ``parse(str(recipe)) == recipe``):
     random_subset(ipc)            ipc random IN images per class (the naive baseline)
     init_only(ipc)                the real images condense(dm, ipc, real) would start from
     condense(method, ipc, init)   a condensed set by a registered condenser (init real|noise)
+    dpsgd(epsilon, clip, delta)   all IN examples, trained by DP-SGD at (epsilon, delta)
 
 Arguments are positional or ``name=value``; ``parse(text, defaults)`` fills the ones left out
 (the audit fills ``ipc`` from its config, so ``condense(dm,init=real)`` is a recipe there). A
@@ -61,7 +62,8 @@ class Recipe:
     return str(self)
 
   def __str__(self) -> str:
-    args = [str(getattr(self, name)) for name in self._syntax_fields()]
+    args = [format(v, "g") if isinstance(v, float) else str(v)
+            for v in (getattr(self, name) for name in self._syntax_fields())]
     return self.KIND if not args else f"{self.KIND}({','.join(args)})"
 
   @classmethod
@@ -93,8 +95,10 @@ class Recipe:
     del checkpoint_dir, recompute
     return [self.build_training_set(k, pool, m, progress) for k, m in zip(keys, keep)]
 
-  def train_config(self, base: TrainConfig) -> TrainConfig:
-    """How this recipe's networks are trained, given the study's ``base`` config."""
+  def train_config(self, base: TrainConfig, keep: np.ndarray | None = None) -> TrainConfig:
+    """How this recipe's networks are trained, given the study's ``base`` config and the runs'
+    keep masks (M, N)."""
+    del keep
     return base
 
 
@@ -215,6 +219,44 @@ class Condense(_PerClass):
         checkpoint_dir=checkpoint_dir, recompute=recompute, progress=progress)]
 
 
+@dataclasses.dataclass(frozen=True)
+class DPSGD(Real):
+  """Every IN example, trained by DP-SGD (Poisson batches of expected size batch_size,
+  per-example gradients clipped to ``clip``, Gaussian noise) with the noise multiplier
+  calibrated by the PLD accountant so that every run is (epsilon, delta)-DP: calibrated for
+  the run with the fewest members (the largest sampling rate) over the steps that the run with
+  the most members sets, so each run's own epsilon is at most ``epsilon``."""
+
+  KIND: ClassVar[str] = "dpsgd"
+  epsilon: float = 1.0
+  clip: float = 1.0
+  delta: float = 1e-5
+
+  def __post_init__(self):
+    for name, ok, expected in (
+        ("epsilon", 0 < self.epsilon < float("inf"), "> 0 and finite"),
+        ("clip", 0 < self.clip < float("inf"), "> 0 and finite"),
+        ("delta", 0 < self.delta < 1, "in (0, 1)")):
+      if not ok:
+        raise ValueError(f"Recipe dpsgd needs {name} {expected}, got {getattr(self, name)!r}.")
+
+  def train_config(self, base, keep=None):
+    from dcjax.privacy import accounting  # pylint: disable=import-outside-toplevel
+    from dcjax.train.engine import poisson_capacity  # pylint: disable=import-outside-toplevel
+    if keep is None:
+      raise ValueError("dpsgd calibrates its noise to the runs' keep masks; none given.")
+    counts = np.asarray(keep, bool).sum(1)
+    smallest, largest = int(counts.min()), int(counts.max())
+    cfg = dataclasses.replace(base, sampling="poisson", dp_clip=float(self.clip),
+                              dp_noise=0.0, microbatch=None)
+    steps = accounting.dpsgd_mechanism(dataclasses.replace(cfg, dp_noise=1.0), smallest,
+                                       largest).steps
+    sigma = accounting.calibrate_noise(
+        self.epsilon, min(1.0, cfg.batch_size / smallest), steps, self.delta,
+        dataset_size=smallest, capacity=poisson_capacity(cfg.batch_size, largest))
+    return dataclasses.replace(cfg, dp_noise=sigma)
+
+
 def _from_synset(syn) -> TrainingSet:
   return TrainingSet(np.asarray(syn.images), np.asarray(syn.labels),
                      np.asarray(syn.init_indices))
@@ -237,11 +279,12 @@ def recipe_kinds() -> list[str]:
   return list(_RECIPES)
 
 
-for _cls in (Real, RandomSubset, InitOnly, Condense):
+for _cls in (Real, RandomSubset, InitOnly, Condense, DPSGD):
   register_recipe(_cls)
 
 _PATTERN = re.compile(r"^\s*(\w+)\s*(?:\((.*)\))?\s*$")
-EXAMPLES = "'real', 'random_subset(10)', 'init_only(10)' or 'condense(dm,10,real)'"
+EXAMPLES = ("'real', 'random_subset(10)', 'init_only(10)', 'condense(dm,10,real)' or "
+            "'dpsgd(4)'")
 
 
 def parse(text: str, defaults: dict[str, Any] | None = None) -> Recipe:

@@ -10,6 +10,7 @@ from dcjax.augment import parse_strategy
 
 STRATEGIES = ("auto", "loop", "scan")
 COMPUTE_DTYPES = ("float32", "bfloat16")
+SAMPLINGS = ("shuffle", "poisson")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +33,15 @@ class TrainConfig:
   compute_dtype: "float32", or "bfloat16" for mixed precision on GPU/TPU: the forward and
     backward passes in bfloat16, parameters, optimizer state, BatchNorm statistics and the loss
     in float32. On CPU bfloat16 is emulated and slower.
+  sampling: "shuffle" (each epoch a random permutation of the IN examples cut into batches;
+    the loss is the mean over the batch), or "poisson" (each step takes every IN example
+    independently with rate q = batch_size / n_in, up to ``poisson_capacity(...)`` of them,
+    a uniformly random subset when more are drawn; the loss is the sum over the batch divided
+    by the expected batch size q * n_in). Poisson sampling is what DP accounting assumes.
+  dp_clip: DP-SGD when set: every example's gradient is clipped to this L2 norm (inf: not
+    clipped) before the batch's gradients are summed; ``dp_noise`` (the noise multiplier
+    sigma) adds Gaussian noise of std sigma * dp_clip to the sum. Per-example gradients need
+    networks without BatchNorm. The privacy of a run: ``dcjax.privacy.accounting``.
   """
 
   epochs: int = 300
@@ -45,6 +55,9 @@ class TrainConfig:
   strategy: str = "auto"
   models_per_chunk: int = 16
   compute_dtype: str = "float32"
+  sampling: str = "shuffle"
+  dp_clip: float | None = None
+  dp_noise: float = 0.0
 
   def __post_init__(self):
     checks.positive_ints(self, "epochs", "batch_size", "models_per_chunk")
@@ -65,6 +78,24 @@ class TrainConfig:
                        f"{self.microbatch!r}.")
     if self.augment is not None:
       parse_strategy(self.augment)
+    if self.sampling not in SAMPLINGS:
+      raise ValueError(f"TrainConfig.sampling must be one of {SAMPLINGS}, got "
+                       f"{self.sampling!r}.")
+    if self.dp_clip is not None and not (isinstance(self.dp_clip, (int, float))
+                                         and self.dp_clip > 0):
+      raise ValueError(f"TrainConfig.dp_clip must be None or a number > 0 (inf: no "
+                       f"clipping), got {self.dp_clip!r}.")
+    if not (isinstance(self.dp_noise, (int, float)) and math.isfinite(self.dp_noise)
+            and self.dp_noise >= 0):
+      raise ValueError(f"TrainConfig.dp_noise must be a finite number >= 0, got "
+                       f"{self.dp_noise!r}.")
+    if self.dp_noise > 0 and (self.dp_clip is None or not math.isfinite(self.dp_clip)):
+      raise ValueError(f"TrainConfig.dp_noise={self.dp_noise} needs a finite dp_clip (the "
+                       f"noise std is dp_noise * dp_clip), got dp_clip={self.dp_clip!r}.")
+
+  @property
+  def is_dp(self) -> bool:
+    return self.dp_clip is not None
 
   @property
   def lr_decay_epoch(self) -> int:

@@ -47,7 +47,7 @@ class _Plan:
   net: nn.Module
   cfg: TrainConfig
   steps_per_epoch: int
-  batch_size: int  # cfg.batch_size, or fewer when no model has that many examples
+  batch_size: int  # slots per batch: cfg.batch_size (Poisson: its capacity), <= the largest set
   microbatch: int | None
   has_batch_stats: bool
 
@@ -100,6 +100,33 @@ def _batch_indices(order: jax.Array, n_in: jax.Array, step: jax.Array, batch_siz
   return order[jnp.mod(pos, jnp.maximum(n_in, 1))], valid
 
 
+POISSON_MARGIN = 5.0  # capacity above the expected batch, in its standard deviations
+
+
+def poisson_capacity(batch_size: int, largest_set: int) -> int:
+  """Slots of a Poisson batch of expected size ``batch_size``: the expected size plus 5 of its
+  standard deviations (more are drawn about once in 3.5 million steps; then a uniformly random
+  subset of them is used, which the accounting takes into account), never more than the
+  largest training set."""
+  return int(min(largest_set, math.ceil(batch_size + POISSON_MARGIN * math.sqrt(batch_size))))
+
+
+def poisson_rate(batch_size: int, n_in):
+  """The per-step inclusion probability q = min(1, batch_size / n_in)."""
+  return jnp.minimum(1.0, batch_size / jnp.maximum(n_in, 1))
+
+
+def _poisson_batch(key: jax.Array, mask: jax.Array, n_in: jax.Array, batch_size: int,
+                   capacity: int):
+  """Indices (capacity,) and validity of one Poisson batch: each IN example independently
+  with rate q; when more than ``capacity`` are drawn, those of the smallest draws (a uniformly
+  random subset)."""
+  u = jax.random.uniform(key, mask.shape)
+  chosen = mask & (u < poisson_rate(batch_size, n_in))
+  idx = jnp.argsort(jnp.where(chosen, u, 2.0 + u))[:capacity]
+  return idx, jnp.arange(capacity) < jnp.sum(chosen)
+
+
 def _loss_fn(plan: _Plan, params, extra, xb, yb, wb):
   compute = jnp.dtype(plan.cfg.compute_dtype)
   if compute != jnp.float32:  # mixed precision: the cast's gradient returns float32 grads
@@ -115,11 +142,41 @@ def _loss_fn(plan: _Plan, params, extra, xb, yb, wb):
   return jnp.sum(wb * losses), updates
 
 
-def _train_step(plan: _Plan, tx, state, pool_x, pool_y, order, n_in, weights, step, aug_key):
-  """One SGD step of one model. state = (variables, opt_state). Returns (state, loss)."""
+NOISE_STREAM = 0x6E6F6973  # DP noise keys: fold_in(fold_in(aug_key, NOISE_STREAM), step)
+
+
+def _dp_grads(plan: _Plan, grad_fn, params, extra, xb, yb, wb, noise_key):
+  """DP-SGD: per-example gradients (vmap), each clipped to L2 norm dp_clip, summed, plus
+  Gaussian noise of std dp_noise * dp_clip on every coordinate. Returns (loss_sum, grads)."""
+  def one(x, y, w):
+    (loss, _), g = grad_fn(params, extra, x[None], y[None], w[None])
+    return loss, g
+
+  losses, grads = jax.vmap(one)(xb, yb, wb)
+  norms = jnp.sqrt(sum(jnp.sum(g.reshape(g.shape[0], -1) ** 2, axis=1)
+                       for g in jax.tree.leaves(grads)))
+  factor = jnp.minimum(1.0, plan.cfg.dp_clip / jnp.maximum(norms, 1e-12))
+  summed = jax.tree.map(lambda g: jnp.tensordot(factor, g, axes=1), grads)
+  if plan.cfg.dp_noise > 0:
+    leaves, tree = jax.tree.flatten(summed)
+    keys = jax.random.split(noise_key, len(leaves))
+    std = plan.cfg.dp_noise * plan.cfg.dp_clip
+    summed = jax.tree.unflatten(tree, [g + std * jax.random.normal(k, g.shape, g.dtype)
+                                       for g, k in zip(leaves, keys)])
+  return jnp.sum(losses), summed
+
+
+def _train_step(plan: _Plan, tx, state, pool_x, pool_y, order, n_in, weights, step, aug_key,
+                mask=None, sample_key=None):
+  """One SGD step of one model. state = (variables, opt_state). Returns (state, loss).
+  ``mask`` (N,) and ``sample_key``: the IN examples and the batch keys of Poisson sampling."""
   variables, opt_state = state
-  step_in_epoch = jnp.mod(step, plan.steps_per_epoch)
-  idx, valid = _batch_indices(order, n_in, step_in_epoch, plan.batch_size)
+  if plan.cfg.sampling == "poisson":
+    idx, valid = _poisson_batch(jax.random.fold_in(sample_key, step), mask, n_in,
+                                plan.cfg.batch_size, plan.batch_size)
+  else:
+    step_in_epoch = jnp.mod(step, plan.steps_per_epoch)
+    idx, valid = _batch_indices(order, n_in, step_in_epoch, plan.batch_size)
   xb, yb = pool_x[idx], pool_y[idx]
   wb = valid * weights[idx]
   if plan.cfg.augment:
@@ -128,7 +185,11 @@ def _train_step(plan: _Plan, tx, state, pool_x, pool_y, order, n_in, weights, st
   extra = {k: v for k, v in variables.items() if k != "params"}
   grad_fn = jax.value_and_grad(functools.partial(_loss_fn, plan), has_aux=True)
   mb = plan.microbatch
-  if mb is None:
+  if plan.cfg.is_dp:
+    noise_key = jax.random.fold_in(jax.random.fold_in(aug_key, NOISE_STREAM), step)
+    (loss_sum, grads), updates = _dp_grads(plan, grad_fn, params, extra, xb, yb, wb,
+                                           noise_key), {}
+  elif mb is None:
     (loss_sum, updates), grads = grad_fn(params, extra, xb, yb, wb)
   else:  # a Python loop, unrolled at trace time: no conv gradient inside a CPU while-loop
     loss_sum, grads, updates = 0.0, jax.tree.map(jnp.zeros_like, params), {}
@@ -137,7 +198,11 @@ def _train_step(plan: _Plan, tx, state, pool_x, pool_y, order, n_in, weights, st
       (l, updates), g = grad_fn(params, extra, xb[sl], yb[sl], wb[sl])
       loss_sum, grads = loss_sum + l, jax.tree.map(jnp.add, grads, g)
   total = jnp.sum(wb)
-  scale = 1.0 / jnp.maximum(total, 1e-12)
+  if plan.cfg.sampling == "poisson":  # the expected batch (data-independent given n_in)
+    normaliser = poisson_rate(plan.cfg.batch_size, n_in) * jnp.sum(mask * weights)
+  else:
+    normaliser = total
+  scale = 1.0 / jnp.maximum(normaliser, 1e-12)
   grads = jax.tree.map(lambda g: g * scale, grads)
   upd, new_opt = tx.update(grads, opt_state, params)
   new_vars = {**extra, **updates, "params": optax.apply_updates(params, upd)}
@@ -179,8 +244,14 @@ def _prepare(net, pool_x, pool_y, cfg, masks, example_weights, num_models):
   # A batch never needs more slots than the largest training set (a 100-image synthetic set
   # with batch 256 is one batch of 100): padding slots would cost compute and change nothing.
   batch_size = min(cfg.batch_size, int(counts.max()))
+  if cfg.sampling == "poisson":
+    batch_size = poisson_capacity(cfg.batch_size, int(counts.max()))
   probe = jax.eval_shape(lambda: init_variables(jax.random.key(0), net, pool_x.shape[1:]))
   has_bs = "batch_stats" in probe
+  if has_bs and cfg.is_dp:
+    raise ValueError(f"DP-SGD (dp_clip={cfg.dp_clip}) needs per-example gradients, but "
+                     f"{type(net).__name__} has BatchNorm, whose statistics mix the examples "
+                     f"of a batch; use a network with instance, group or no normalisation.")
   plan = _Plan(net, cfg, steps_per_epoch, batch_size,
                _resolve_microbatch(cfg, has_bs, batch_size), has_bs)
   return pool_x, pool_y, masks, example_weights, plan
@@ -195,9 +266,11 @@ def _init_state(plan: _Plan, key, image_shape_probe):
 
 
 @functools.partial(jax.jit, static_argnums=(0,), donate_argnums=(1,))
-def _jit_step(plan, state, pool_x, pool_y, order, n_in, weights, step, aug_key):
+def _jit_step(plan, state, pool_x, pool_y, order, n_in, weights, step, aug_key, mask,
+              sample_key):
   tx = make_optimizer(plan.cfg, plan.steps_per_epoch)
-  return _train_step(plan, tx, state, pool_x, pool_y, order, n_in, weights, step, aug_key)
+  return _train_step(plan, tx, state, pool_x, pool_y, order, n_in, weights, step, aug_key,
+                     mask, sample_key)
 
 
 _jit_order = jax.jit(_epoch_order)
@@ -220,7 +293,7 @@ def _train_one_loop(plan, key, pool_x, pool_y, mask, weights, bar=None):
     order = _jit_order(jax.random.fold_in(order_key, epoch), mask)
     for s in range(plan.steps_per_epoch):
       state, step_loss = _jit_step(plan, state, pool_x, pool_y, order, n_in, weights,
-                                   jnp.int32(step), aug_key)
+                                   jnp.int32(step), aug_key, mask, order_key)
       if s * plan.batch_size < members:  # a model with fewer members than the largest has
         loss = step_loss                 # empty (no-op) last steps: show its last real loss
       step += 1
@@ -245,7 +318,7 @@ def _train_one_scan(plan, key, pool_x, pool_y, mask, weights):
     def step_body(state, s):
       step = epoch * plan.steps_per_epoch + s
       return _train_step(plan, tx, state, pool_x, pool_y, order, n_in, weights, step,
-                         aug_key)
+                         aug_key, mask, order_key)
 
     state, losses = jax.lax.scan(step_body, state, jnp.arange(plan.steps_per_epoch))
     return state, losses[-1]
