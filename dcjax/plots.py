@@ -29,7 +29,6 @@ def _pyplot():
   return plt
 
 
-
 RED = (0.84, 0.15, 0.16)
 DECADES = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
 DECADE_LABELS = ["1e-5", "1e-4", "0.001", "0.01", "0.1", "1"]

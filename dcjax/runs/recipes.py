@@ -242,18 +242,15 @@ class DPSGD(Real):
 
   def train_config(self, base, keep=None):
     from dcjax.privacy import accounting  # pylint: disable=import-outside-toplevel
-    from dcjax.train.engine import poisson_capacity  # pylint: disable=import-outside-toplevel
     if keep is None:
       raise ValueError("dpsgd calibrates its noise to the runs' keep masks; none given.")
     counts = np.asarray(keep, bool).sum(1)
-    smallest, largest = int(counts.min()), int(counts.max())
     cfg = dataclasses.replace(base, sampling="poisson", dp_clip=float(self.clip),
                               dp_noise=0.0, microbatch=None)
-    steps = accounting.dpsgd_mechanism(dataclasses.replace(cfg, dp_noise=1.0), smallest,
-                                       largest).steps
-    sigma = accounting.calibrate_noise(
-        self.epsilon, min(1.0, cfg.batch_size / smallest), steps, self.delta,
-        dataset_size=smallest, capacity=poisson_capacity(cfg.batch_size, largest))
+    # the smallest run's mechanism (its rate, its truncation), with the noise left to calibrate
+    mech = accounting.dpsgd_mechanism(cfg, int(counts.min()), int(counts.max()))
+    sigma = accounting.calibrate_noise(self.epsilon, mech.sample_rate, mech.steps, self.delta,
+                                       dataset_size=mech.dataset_size, capacity=mech.capacity)
     return dataclasses.replace(cfg, dp_noise=sigma)
 
 
