@@ -82,15 +82,17 @@ def image_grid(pixels: np.ndarray, labels: np.ndarray, num_classes: int, path: s
   return _save(fig, path, title, dpi=100)
 
 
-def roc_panels(curves: dict[str, dict[str, tuple]], path: str, title: str = "") -> str:
+def roc_panels(curves: dict[str, dict[str, tuple]], path: str, title: str = "",
+               bound: tuple[np.ndarray, np.ndarray, str] | None = None) -> str:
   """Log-log ROC curves: one panel per stratum, one line per attack, with the diagonal.
 
-  curves: {attack: {stratum: (fpr, tpr)}}.
+  curves: {attack: {stratum: (fpr, tpr)}}. bound: (fpr, largest tpr, label), a proven
+  trade-off curve drawn on every panel (no attack can lie above it).
   """
   plt = _pyplot()
   from matplotlib.ticker import NullLocator  # pylint: disable=import-outside-toplevel
-  strata = sorted({s for per in curves.values() for s in per},
-                  key=["init_images", "other_members", "all_members"].index)
+  order = ["init_images", "other_members", "all_members", "canaries"]
+  strata = sorted({s for per in curves.values() for s in per}, key=order.index)
   fig, axes = plt.subplots(1, len(strata), figsize=(4.2 * len(strata), 4), squeeze=False)
   for ax, stratum in zip(axes[0], strata):
     for attack, per in curves.items():
@@ -99,6 +101,9 @@ def roc_panels(curves: dict[str, dict[str, tuple]], path: str, title: str = "") 
         ax.plot(np.maximum(fpr, 1e-5), np.maximum(tpr, 1e-5), label=attack, lw=1.3,
                 ls="--" if "released" in attack else "-")
     ax.plot([1e-5, 1], [1e-5, 1], "k--", lw=0.8, label="chance")
+    if bound is not None:
+      ax.plot(np.maximum(bound[0], 1e-5), np.maximum(bound[1], 1e-5), color=RED, lw=2.2,
+              label=bound[2])
     ax.set_xscale("log")
     ax.set_yscale("log")
     # Fixed decade ticks with plain labels and no minor ticks: matplotlib's default log
@@ -115,7 +120,6 @@ def roc_panels(curves: dict[str, dict[str, tuple]], path: str, title: str = "") 
     ax.grid(alpha=0.3)
   axes[0][0].legend(fontsize=7, loc="lower right")
   return _save(fig, path, title, dpi=110)
-
 
 
 def paired_grid(first: np.ndarray, second: np.ndarray, labels: np.ndarray, num_classes: int,
@@ -175,6 +179,30 @@ def accuracy_vs_tpr(points: list[dict], path: str, title: str = "",
       legend.setdefault(label, handle)
   axes[0][-1].legend(list(legend.values()), list(legend), fontsize=7, loc="center left",
                      bbox_to_anchor=(1.02, 0.5))
+  return _save(fig, path, title, dpi=110)
+
+
+def accuracy_vs_epsilon(rows: list[dict], path: str, title: str = "") -> str:
+  """Test accuracy against epsilon: filled markers at the proven epsilon of DP recipes, open
+  markers at the canary lower bound of every recipe (a DP recipe has both; its lower bound must
+  lie left of its proven value). rows: [{"recipe", "accuracy", "accuracy_std",
+  "epsilon_proven", "epsilon_lb"}] (None where absent)."""
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(6.4, 4.4))
+  for i, r in enumerate(rows):
+    color = f"C{i % 10}"
+    acc, std = 100 * r["accuracy"], 100 * r["accuracy_std"]
+    if r.get("epsilon_proven") is not None:
+      ax.errorbar(r["epsilon_proven"], acc, yerr=std, fmt="o", color=color, capsize=3,
+                  label=f"{r['recipe']} (proven)")
+    if r.get("epsilon_lb") is not None:
+      ax.errorbar(r["epsilon_lb"], acc, yerr=std, fmt="o", mfc="none", color=color, capsize=3,
+                  label=f"{r['recipe']} (lower bound)")
+  ax.set_xlabel("epsilon (filled: proven upper bound; open: canary lower bound, 95%)")
+  ax.set_ylabel("test accuracy (%)")
+  ax.set_xlim(left=-0.2)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
   return _save(fig, path, title, dpi=110)
 
 

@@ -91,9 +91,17 @@ def main(argv: list[str] | None = None, membership_only: bool = False) -> dict:
                if hasattr(args, f.name)}
   cfg = dataclasses.replace(get_preset(args.preset), **overrides)
   out = args.out or os.path.join("runs", name, args.preset)
-  return run_audit(cfg, out, data_dir=args.data_dir, recompute=args.recompute,
-                   progress=not args.quiet, preset=args.preset,
-                   membership_only=membership_only)
+  results = run_audit(cfg, out, data_dir=args.data_dir, recompute=args.recompute,
+                      progress=not args.quiet, preset=args.preset,
+                      membership_only=membership_only)
+  violations = results.get("bound_violations") or []
+  if violations:
+    first = violations[0]
+    raise SystemExit(
+        f"BUG: {len(violations)} attack result(s) beat a proven DP bound, e.g. {first['recipe']} "
+        f"{first['where']} TPR {first['tpr']:.4f} (lower end {first['tpr_low']:.4f}) > bound "
+        f"{first['bound']:.4f} at FPR {first['fpr']:g}; see {out}/report.md.")
+  return results
 
 
 _MIA_DOC = """Membership inference alone: the audit's runs and attacks (every recipe, every attack,

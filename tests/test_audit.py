@@ -289,7 +289,7 @@ def test_same_seed_saves_bit_identical_arrays_and_another_seed_does_not(tmp_path
   shapes, twice with the same key and once with another: every saved array is bit-identical,
   and every one that depends on the key changes (the class-major labels do not)."""
   cfg = dataclasses.replace(TINY, recipes="random_subset,condense(dm,init=real)")
-  pool, test, keep, recipe_list, keys = prepare(cfg)
+  pool, test, keep, recipe_list, keys, _ = prepare(cfg)
   dm_recipe = recipe_list[1]
   runs_cfg = runs_config(cfg, pool.image_shape, dm_recipe)
   for name, key in (("a", keys["runs"]), ("b", keys["runs"]), ("other", jax.random.key(7))):

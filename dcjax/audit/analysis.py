@@ -14,13 +14,15 @@ from dcjax.audit.config import AuditConfig
 from dcjax.data.dataset import Dataset
 from dcjax.data.facts import SPLIT_SIZES
 from dcjax.mia import STRATA, StratumMetrics, attack_runs, init_masks, stratified_metrics
-from dcjax.mia.metrics import roc_on_grid
-from dcjax.privacy import (linear_dm_check, m_over_n_rows, one_example_influence,
+from dcjax.mia.metrics import DEFAULT_FPRS, attack_metrics, roc_curve, roc_on_grid
+from dcjax.privacy import (auditing, linear_dm_check, m_over_n_rows, one_example_influence,
                            released_set_privacy)
+from dcjax.privacy import accounting
+from dcjax.privacy.accounting import DEFAULT_DELTA
 from dcjax.runs import Condense, RandomSubset, Recipe, RunResults
 
 PAPER_DATASETS = ("fashion_mnist", "cifar10", "celeba")
-SCHEMA = 2  # of results.json (README, "results.json")
+SCHEMA = 3  # of results.json (README, "results.json")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,14 +39,20 @@ class RecipeAnalysis:
   nearest_captions: np.ndarray | None = None  # (S,) str
   init_pixels: np.ndarray | None = None  # (S, H, W, C), recipes with init images
   labels: np.ndarray | None = None  # (S,)
+  bound: tuple[np.ndarray, np.ndarray, str] | None = None  # proven (fpr, tpr, label)
 
 
-def analyse_recipe(cfg: AuditConfig, recipe: Recipe, res: RunResults, pool: Dataset
-                   ) -> RecipeAnalysis:
+def analyse_recipe(cfg: AuditConfig, recipe: Recipe, res: RunResults, pool: Dataset,
+                   is_canary: np.ndarray | None = None, mechanism=None) -> RecipeAnalysis:
   """Attacks on the trained models, plus the released-set analysis for recipes whose training
-  set is released (all but those that train on the pool)."""
+  set is released (all but those that train on the pool), the canary bounds where the pool
+  holds canaries (``is_canary`` (N,)), and the check against the proven bound for recipes with
+  a ``mechanism`` (``dcjax.privacy.accounting.SampledGaussian``)."""
+  canary = None if is_canary is None or not np.any(is_canary) else np.asarray(is_canary, bool)
+  # a DP recipe's TPRs are checked against its bound at 10% FPR too
+  fprs = DEFAULT_FPRS if mechanism is None else CHECKED_FPRS
   attacks = attack_runs(res.view_logits, pool.labels, res.keep, res.init_indices,
-                        cfg.attack_names)
+                        cfg.attack_names, fprs=fprs, exclude=canary)
   curves = {a: r.curves for a, r in attacks.items()}
   acc = res.test_accuracy
   summary = {
@@ -58,9 +66,78 @@ def analyse_recipe(cfg: AuditConfig, recipe: Recipe, res: RunResults, pool: Data
   extra: dict[str, Any] = {}
   if res.train_images is not None:
     summary["released_set"], extra = _released_set(cfg, recipe, res, pool, curves)
+  # a DP recipe's own delta (dpsgd's field, a private condenser's config), else the default
+  delta = (getattr(recipe, "delta", None) or getattr(getattr(recipe, "config", None), "delta",
+                                                     None) or DEFAULT_DELTA)
+  summary["canaries"] = None
+  if canary is not None:
+    summary["canaries"] = canary_analysis(attacks, res.keep, canary, cfg.primary_attack, delta,
+                                          cfg.seed, curves)
+  summary["privacy"] = None
+  if mechanism is not None:
+    summary["privacy"], extra["bound"] = proven_bound(mechanism, delta, summary["attacks"],
+                                                      summary["canaries"])
   summary["roc_grid"] = {a: {s: [c.tolist() for c in roc_on_grid(*curve)]
                              for s, curve in per.items()} for a, per in curves.items()}
   return RecipeAnalysis(summary=summary, curves=curves, **extra)
+
+
+CHECKED_FPRS = (0.001, 0.01, 0.1)
+BOUND_FPRS = np.geomspace(1e-5, 1.0, 61)
+
+
+def canary_analysis(attacks, keep, canary, primary: str, delta: float, seed: int,
+                    curves) -> dict:
+  """Every attack's ROC on the canary trials alone (M runs x K canaries, clustered by canary),
+  the split-half epsilon lower bound of each, and the one-run bound of the primary attack on
+  run 0. Adds the canary curves to ``curves`` (stratum "canaries")."""
+  keep_c = np.asarray(keep, bool)[:, canary]
+  if keep_c.all() or not keep_c.any():
+    raise ValueError("The canaries need both IN and OUT trials.")
+  per_attack = {}
+  for name, result in attacks.items():
+    scores = result.scores[:, canary]
+    clusters = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    metrics = attack_metrics(scores.ravel(), keep_c.ravel(), CHECKED_FPRS,
+                             clusters=clusters.ravel())
+    curves[name]["canaries"] = roc_curve(scores.ravel(), keep_c.ravel())[:2]
+    per_attack[name] = {"metrics": metrics.to_json(),
+                        "epsilon_lb": auditing.split_half_epsilon(scores, keep_c, delta,
+                                                                  seed=seed)}
+  scores = attacks[primary].scores[0, canary]
+  return {"count": int(canary.sum()), "delta": delta, "attacks": per_attack,
+          "epsilon_lb": per_attack[primary]["epsilon_lb"]["epsilon_lb"],
+          "one_run": auditing.one_run_epsilon(scores, keep_c[0])}
+
+
+def _checked_points(attacks_json: dict, canaries: dict | None) -> dict:
+  """{attack/stratum: {fpr: (tpr, lower end)}} of every attack, stratum and the canaries."""
+  points = {}
+  sources = [(f"{a}/{s}", m) for a, per in attacks_json.items() for s, m in per.items()]
+  if canaries is not None:
+    sources += [(f"{a}/canaries", c["metrics"]) for a, c in canaries["attacks"].items()]
+  for where, m in sources:
+    if m is not None:
+      m = StratumMetrics.from_json(m)
+      points[where] = {f: (m.at(f).tpr, m.at(f).interval[0]) for f in CHECKED_FPRS}
+  return points
+
+
+def proven_bound(mechanism, delta: float, attacks_json: dict, canaries: dict | None
+                 ) -> tuple[dict, tuple]:
+  """The mechanism's epsilon at ``delta`` (PLD), its trade-off curve, and every empirical TPR
+  at 0.1 / 1 / 10% FPR whose interval lies above the curve (a violation: a bug in the
+  mechanism, its accounting or the attack's bookkeeping)."""
+  eps = accounting.epsilon(mechanism, delta)
+  fprs = np.concatenate([BOUND_FPRS, CHECKED_FPRS])
+  tprs = accounting.tradeoff_curve(mechanism, fprs)
+  at = dict(zip(CHECKED_FPRS, tprs[len(BOUND_FPRS):].tolist()))
+  violations = auditing.bound_violations(_checked_points(attacks_json, canaries), at)
+  summary = {"epsilon": eps, "delta": delta, "mechanism": dataclasses.asdict(mechanism),
+             "bound_at_fpr": {f"{f:g}": v for f, v in at.items()},
+             "bound_curve": [BOUND_FPRS.tolist(), tprs[:len(BOUND_FPRS)].tolist()],
+             "violations": violations}
+  return summary, (BOUND_FPRS, tprs[:len(BOUND_FPRS)], f"DP bound (eps {eps:.2g})")
 
 
 def _released_set(cfg, recipe, res: RunResults, pool, curves) -> tuple[dict, dict]:
@@ -200,3 +277,45 @@ def accuracy_points(results: dict, attack: str) -> list[dict]:
     points.append({"name": name, "accuracy": r["test_accuracy"]["mean"],
                    "accuracy_std": r["test_accuracy"]["std"], "tpr": tpr})
   return points
+
+
+def epsilon_rows(results: dict, attack: str) -> list[dict]:
+  """The table of the DP yardstick, one row per recipe: accuracy, TPR@0.1% of all members,
+  TPR@1% of the init images, the canary lower bounds (split-half and one-run) and the proven
+  epsilon of DP recipes (None where there is none)."""
+  rows = []
+  for name, r in results["recipes"].items():
+    m = r["attacks"][attack]
+    every, init = m["all_members"], m["init_images"]
+    canaries, privacy = r.get("canaries"), r.get("privacy")
+    rows.append({
+        "recipe": name, "kind": r["kind"], "method": r.get("method"),
+        "accuracy": r["test_accuracy"]["mean"], "accuracy_std": r["test_accuracy"]["std"],
+        "tpr_at_0.1pct_all": StratumMetrics.from_json(every).at(0.001).tpr,
+        "tpr_at_1pct_init": None if init is None else StratumMetrics.from_json(init).at(0.01).tpr,
+        "epsilon_lb": None if canaries is None else canaries["epsilon_lb"],
+        "epsilon_lb_one_run": None if canaries is None else canaries["one_run"]["epsilon_lb"],
+        "epsilon_proven": None if privacy is None else privacy["epsilon"],
+        "violations": 0 if privacy is None else len(privacy["violations"])})
+  return rows
+
+
+def nearest_dp_baseline(rows: list[dict]) -> list[dict]:
+  """For every DM / DSA recipe, the DP-SGD recipe of nearest test accuracy."""
+  dp = [r for r in rows if r["kind"] == "dpsgd"]
+  pairs = []
+  for r in rows:
+    if r["method"] in ("dm", "dsa") and dp:
+      other = min(dp, key=lambda d: abs(d["accuracy"] - r["accuracy"]))
+      pairs.append({"recipe": r["recipe"], "dpsgd": other["recipe"],
+                    "accuracy": r["accuracy"], "dpsgd_accuracy": other["accuracy"],
+                    "tpr": r["tpr_at_0.1pct_all"], "dpsgd_tpr": other["tpr_at_0.1pct_all"],
+                    "epsilon_lb": r["epsilon_lb"], "dpsgd_epsilon_lb": other["epsilon_lb"],
+                    "dpsgd_epsilon": other["epsilon_proven"]})
+  return pairs
+
+
+def bound_violations(results: dict) -> list[dict]:
+  """Every violation of a proven bound, named by recipe."""
+  return [{"recipe": name, **v} for name, r in results["recipes"].items()
+          if r.get("privacy") for v in r["privacy"]["violations"]]

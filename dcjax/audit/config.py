@@ -18,10 +18,12 @@ from dcjax.augment import strategy_for
 from dcjax.condense import dc as dc_lib
 from dcjax.condense import dataset_preset, get_condenser
 from dcjax.data import DATASET_NAMES
+from dcjax.data.canaries import CANARY_KINDS
 from dcjax.mia import ATTACKS, DEFAULT_ATTACKS
 from dcjax.nets import NET_NAMES, default_net
 from dcjax.nets.layers import INITS
 from dcjax.runs import Condense, RandomSubset, Recipe, RunsConfig
+from dcjax.runs.recipes import DPSGD
 from dcjax.runs.recipes import parse_list
 from dcjax.train import TrainConfig
 from dcjax.train.config import COMPUTE_DTYPES
@@ -53,6 +55,10 @@ class AuditConfig:
   init_scheme: str = "torch"  # of every run's network: the reference's PyTorch init, or "flax"
   epochs: int = 300  # training epochs on synthetic-size sets (ipc per class)
   real_epochs: int = 50  # training epochs of the `real` recipe (all IN examples)
+  # training epochs of DP-SGD recipes (dpsgd(epsilon)): per-example gradients cost ~2.7x a
+  # plain step on CPU (README, "Differential privacy"), and fewer epochs also mean fewer
+  # compositions, so less noise at the same epsilon
+  dp_epochs: int = 15
   batch_size: int = 256
   lr: float = 0.01
   # non-Siamese DSA (the dataset's strategy) while training each run's network: on
@@ -71,18 +77,35 @@ class AuditConfig:
   dc_outer_loop: int = 2
   dc_inner_loop: int = 5
   dc_batch_real: int = 64
+  # NDPDC (differentially private DM; recipe condense(ndpdc,epsilon=E)): iterations as DM's,
+  # each one a composition of its accounted mechanism
+  ndpdc_iterations: int = 200
   ssim_shortlist: int = 64  # SSIM nearest neighbours among this many L2-nearest images
+  # worst-case examples planted in the pool (dcjax.data.canaries), IN for half of the runs
+  # like every example; the strata of the attacks leave them out, the canary analysis
+  # (empirical epsilon lower bounds) uses them alone
+  canaries: int = 0
+  canary_kind: str = "mislabeled"
   theory_iterations: int = 300
 
   def __post_init__(self):
     if self.dataset not in DATASET_NAMES:
       raise ValueError(f"Unknown dataset {self.dataset!r}; expected one of "
                        f"{list(DATASET_NAMES)}.")
-    checks.positive_ints(self, "ipc", "epochs", "real_epochs", "batch_size", "dm_iterations",
-                         "dm_batch_real", "dsa_iterations", "dsa_outer_loop", "dsa_inner_loop",
-                         "dsa_batch_real", "dc_iterations", "dc_outer_loop", "dc_inner_loop",
-                         "dc_batch_real", "ssim_shortlist", "theory_iterations")
+    checks.positive_ints(self, "ipc", "epochs", "real_epochs", "dp_epochs", "batch_size",
+                         "dm_iterations", "dm_batch_real", "dsa_iterations", "dsa_outer_loop",
+                         "dsa_inner_loop", "dsa_batch_real", "dc_iterations", "dc_outer_loop", "dc_inner_loop",
+                         "dc_batch_real", "ndpdc_iterations", "ssim_shortlist",
+                         "theory_iterations")
     checks.positive_finite(self, "lr")
+    if self.canary_kind not in CANARY_KINDS:
+      raise ValueError(f"AuditConfig.canary_kind must be one of {list(CANARY_KINDS)}, got "
+                       f"{self.canary_kind!r}.")
+    if not isinstance(self.canaries, int) or isinstance(self.canaries, bool) or self.canaries < 0:
+      raise ValueError(f"AuditConfig.canaries must be an int >= 0, got {self.canaries!r}.")
+    if self.canaries == 1:
+      raise ValueError("AuditConfig.canaries=1: the canary bound splits the canaries in two "
+                       "halves; use 0 or at least 2 (16 or more for a useful bound).")
     if self.init_scheme not in INITS:
       raise ValueError(f"AuditConfig.init_scheme must be one of {list(INITS)}, got "
                        f"{self.init_scheme!r}.")
@@ -127,7 +150,10 @@ def runs_config(cfg: AuditConfig, image_shape, recipe: Recipe) -> RunsConfig:
   """How each run's network is trained: ``real_epochs`` for recipes that train on the pool
   (all IN examples), ``epochs`` for synthetic-size sets."""
   augment = cfg.real_augment if recipe.trains_on_pool else cfg.train_augment
-  train = TrainConfig(epochs=cfg.real_epochs if recipe.trains_on_pool else cfg.epochs,
+  epochs = cfg.real_epochs if recipe.trains_on_pool else cfg.epochs
+  if isinstance(recipe, DPSGD):
+    epochs = cfg.dp_epochs
+  train = TrainConfig(epochs=epochs,
                       batch_size=cfg.batch_size, lr=cfg.lr,
                       augment=strategy_for(cfg.dataset) if augment else None,
                       compute_dtype=cfg.train_compute_dtype)

@@ -36,11 +36,17 @@ def draw_recipe(name: str, analysis: RecipeAnalysis, out: str, subtitle: str) ->
                         title=f"{name}, run 0: synthetic image | its init image")
   figures["roc"] = f"roc_{slug}.png"
   plots.roc_panels(analysis.curves, os.path.join(out, figures["roc"]),
-                   title=f"{name} on {subtitle}")
+                   title=f"{name} on {subtitle}", bound=analysis.bound)
   return figures
 
 
 def draw_accuracy_vs_tpr(points: list[dict], out: str, title: str) -> str:
   name = "accuracy_vs_tpr.png"
   plots.accuracy_vs_tpr(points, os.path.join(out, name), title=title)
+  return name
+
+
+def draw_accuracy_vs_epsilon(rows: list[dict], out: str, title: str) -> str:
+  name = "accuracy_vs_epsilon.png"
+  plots.accuracy_vs_epsilon(rows, os.path.join(out, name), title=title)
   return name

@@ -27,18 +27,23 @@ from dcjax.audit import analysis, figures
 from dcjax.audit import report as report_lib
 from dcjax.audit.config import AuditConfig, recipes, runs_config
 from dcjax.data import load_dataset
+from dcjax.data.canaries import insert_canaries
 from dcjax.mia import balanced_keep_masks
 from dcjax.runs import run_recipe
 
 # what the audit writes in its directory; --recompute removes these and nothing else
-OWNED_ENTRIES = ("stages", "results.json", "report.md", "accuracy_vs_tpr.png", "roc_*.png",
+OWNED_ENTRIES = ("stages", "results.json", "report.md", "accuracy_vs_tpr.png",
+                 "accuracy_vs_epsilon.png", "roc_*.png",
                  "nearest_*.png", "init_*.png", "distances_*.png")
+
+
+CANARY_STREAM = 0xCA7A
 
 
 def prepare(cfg: AuditConfig, data_dir: str | None = None):
   """Everything that can fail on bad input, before any work: data, pool, masks, recipes.
 
-  Returns (pool, test_set, keep (M, N), recipes, keys).
+  Returns (pool, test_set, keep (M, N), recipes, keys, is_canary (N,)).
   """
   train_set, test_set = load_dataset(cfg.dataset, data_dir=data_dir)
   key = jax.random.key(cfg.seed)
@@ -50,11 +55,14 @@ def prepare(cfg: AuditConfig, data_dir: str | None = None):
                        f"{cfg.pool_size}.")
     pool = train_set.subset(np.sort(np.asarray(
         jax.random.permutation(k_pool, len(train_set))[:cfg.pool_size])))
+  # a key of its own (not a fifth split), so that audits without canaries keep their keys
+  pool, is_canary = insert_canaries(jax.random.fold_in(key, CANARY_STREAM), pool,
+                                    cfg.canaries, cfg.canary_kind)
   keep = balanced_keep_masks(k_keep, cfg.runs, len(pool))
   recipe_list = [r.with_fixed_shapes(pool, keep) for r in recipes(cfg, pool.image_shape)]
   for recipe in recipe_list:
     recipe.check_pool(pool, keep)
-  return pool, test_set, keep, recipe_list, {"runs": k_runs, "theory": k_theory}
+  return pool, test_set, keep, recipe_list, {"runs": k_runs, "theory": k_theory}, is_canary
 
 
 # Fields that only change the analysis of finished stages: the output directory is not bound
@@ -88,7 +96,7 @@ def run_audit(cfg: AuditConfig, out: str, data_dir: str | None = None, recompute
   start = time.time()
   stage_seconds = {}  # per recipe: the seconds of the invocation that computed it
   out = os.path.abspath(out)
-  pool, test_set, keep, recipe_list, keys = prepare(cfg, data_dir)
+  pool, test_set, keep, recipe_list, keys, is_canary = prepare(cfg, data_dir)
   workdir.claim(out, {"study": "privacy audit", "config": study_identity(cfg)},
                 owned=OWNED_ENTRIES, recompute=recompute)
   log(f"audit of {cfg.dataset}: pool {len(pool)}, {cfg.runs} runs x {len(recipe_list)} "
@@ -114,7 +122,8 @@ def run_audit(cfg: AuditConfig, out: str, data_dir: str | None = None, recompute
                        progress=progress)
       if membership_only:
         res = dataclasses.replace(res, train_images=None)
-      result = analysis.analyse_recipe(cfg, recipe, res, pool)
+      mechanism = recipe.mechanism(runs_config(cfg, pool.image_shape, recipe).train, pool, keep)
+      result = analysis.analyse_recipe(cfg, recipe, res, pool, is_canary, mechanism)
       summary = {**result.summary, "figures": figures.draw_recipe(
           str(recipe), result, out, f"{cfg.dataset}, {cfg.runs} runs")}
       summary["seconds"] = round(time.time() - since, 1)
@@ -132,10 +141,18 @@ def run_audit(cfg: AuditConfig, out: str, data_dir: str | None = None, recompute
   results["theory"] = None if membership_only else analysis.theory(
       cfg, keys["theory"], pool, keep, results)
   stage_seconds["theory"] = round(time.time() - since, 1)
+  results["epsilon_table"] = analysis.epsilon_rows(results, cfg.primary_attack)
+  results["dp_comparison"] = analysis.nearest_dp_baseline(results["epsilon_table"])
+  results["bound_violations"] = analysis.bound_violations(results)
   results["figures"] = {"accuracy_vs_tpr": figures.draw_accuracy_vs_tpr(
       analysis.accuracy_points(results, cfg.primary_attack), out,
       title=f"{cfg.dataset}: accuracy vs TPR at 0.1% FPR ({cfg.primary_attack}, {cfg.runs} "
       "runs)")}
+  if any(r["epsilon_lb"] is not None or r["epsilon_proven"] is not None
+         for r in results["epsilon_table"]):
+    results["figures"]["accuracy_vs_epsilon"] = figures.draw_accuracy_vs_epsilon(
+        results["epsilon_table"], out, title=f"{cfg.dataset}: accuracy vs epsilon (proven for "
+        f"DP recipes, canary lower bound for the others; {cfg.runs} runs)")
   results["stage_seconds"] = stage_seconds
   results["resumed_recipes"] = resumed  # loaded from stages/, their seconds are from then
   results["wall_seconds"] = round(time.time() - start, 1)

@@ -95,7 +95,8 @@ def condense_many(keys: jax.Array, dataset: Dataset, method: str, ipc: int,
     validate(dataset, method, ipc, init, mask)
   if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
     raise ValueError(f"checkpoint_every must be a positive int, got {checkpoint_every!r}.")
-  cfg = resolve_config(condenser, ipc, dataset, config)
+  cfg = condenser.prepared(resolve_config(condenser, ipc, dataset, config), dataset.labels,
+                           dataset.num_classes, masks)
   how = resolve_strategy(strategy, condenser)
   num_runs, num_classes = masks.shape[0], dataset.num_classes
   net = common.condensing_net(cfg, num_classes)

@@ -8,6 +8,11 @@ images per class per iteration), ``net`` and ``init_scheme``; its ``step`` is
         -> (images, opt_state, loss)
 
 on images (num_classes * ipc, H, W, C), drawing every random number from ``key``.
+
+A differentially private condenser also has ``prepare(config, labels, num_classes, masks)``,
+which fits its config to the IN examples of the runs (sampling, static shapes, the noise
+calibrated to the config's epsilon), and its prepared config has ``mechanism()``, the accounted
+mechanism of every run (``dcjax.privacy.accounting.SampledGaussian``).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
-from dcjax.condense import common, dc, dm
+from dcjax.condense import common, dc, dm, dpdc
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +40,17 @@ class Condenser:
   # the same iteration as ``step`` as one traceable function, for condensers whose ``step`` is
   # driven from Python (DC/DSA: the CPU path); None: ``step`` is already pure
   pure_step: Callable | None = None
+  # differentially private condensers: (config, labels (N,), num_classes, masks (M, N) or
+  # None) -> the config fitted to those runs' IN examples, with its noise calibrated
+  prepare: Callable | None = None
+
+  @property
+  def private(self) -> bool:
+    return self.prepare is not None
+
+  def prepared(self, cfg, labels, num_classes: int, masks=None):
+    """``cfg`` ready for runs with IN examples ``masks`` (unchanged for non-private ones)."""
+    return cfg if self.prepare is None else self.prepare(cfg, labels, num_classes, masks)
 
   @property
   def traceable_step(self) -> Callable:
@@ -76,3 +92,11 @@ register_condenser(Condenser(
     "dsa", dc.DCConfig, dc.dsa_preset, dc.init_state, dc.step, "real", vectorised=True,
     summary="gradient matching with Siamese augmentation (Zhao & Bilen 2021)",
     pure_step=dc.pure_step))
+register_condenser(Condenser(
+    "ndpdc", dpdc.NDPDCConfig, dpdc.ndpdc_preset, common.init_state, dpdc.ndpdc_step, "noise",
+    inits=("noise",), vectorised=True, prepare=dpdc.prepare,
+    summary="DP distribution matching: noisy clipped class embeddings (Zheng & Li)"))
+register_condenser(Condenser(
+    "ldpdc", dpdc.LDPDCConfig, dpdc.ldpdc_preset, dpdc.ldpdc_init_state, dpdc.ldpdc_step,
+    "noise", inits=("noise",), vectorised=True, prepare=dpdc.prepare,
+    summary="DP noisy means of Poisson samples per class (Zheng & Li)"))

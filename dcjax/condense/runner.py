@@ -113,7 +113,8 @@ def condense(key: jax.Array, dataset: Dataset, method: str = "dm", ipc: int = 10
   spec = get_condenser(method)
   init = init or spec.default_init
   validate(dataset, method, ipc, init, mask)
-  cfg = resolve_config(spec, ipc, dataset, config)
+  cfg = spec.prepared(resolve_config(spec, ipc, dataset, config), dataset.labels,
+                      dataset.num_classes, mask)
   num_classes = dataset.num_classes
   net = common.condensing_net(cfg, num_classes)
   batch_real = common.effective_batch_real(cfg.batch_real, dataset.labels, num_classes, mask)

@@ -7,6 +7,7 @@ Conventions: ``scores`` (M, N) phi of every pool example under each run's networ
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import numpy as np
@@ -134,14 +135,15 @@ DEFAULT_ATTACKS = ("loss", "lira_online", "lira_online_fixed", "lira_offline",
 
 
 def attack_runs(view_logits, labels, keep, init_indices, attacks=DEFAULT_ATTACKS,
-                fprs=DEFAULT_FPRS) -> dict[str, AttackResult]:
+                fprs=DEFAULT_FPRS, exclude=None) -> dict[str, AttackResult]:
   """Scores, leave-one-out attacks and stratified metrics of one recipe's runs.
 
   view_logits: (M, V, N, K) logits of every pool example under V query views; labels (N,);
   keep (M, N) bool; init_indices (M, n) pool indices of each run's init images (-1: none).
-  Returns {attack: AttackResult}. Attacks named ``<attack>_per_view`` score each view with
-  its own Gaussians and average the per-view scores (the LiRA reference); the others score
-  phi averaged over the views.
+  Returns {attack: AttackResult} (each with its (M, N) membership scores). Attacks named
+  ``<attack>_per_view`` score each view with its own Gaussians and average the per-view scores
+  (the LiRA reference); the others score phi averaged over the views. ``exclude`` (N,) bool:
+  examples scored but left out of the strata (canaries, analysed on their own).
   """
   phi_views = logit_scaled_confidence(view_logits, labels)  # (M, V, N)
   phi = phi_views.mean(axis=1)
@@ -158,5 +160,7 @@ def attack_runs(view_logits, labels, keep, init_indices, attacks=DEFAULT_ATTACKS
                             for v in range(phi_views.shape[1])], axis=0)
     else:
       membership = leave_one_out(phi, keep, name)
-    out[name] = stratified_metrics(membership, keep, is_init, fprs)
+    kept = slice(None) if exclude is None else ~np.asarray(exclude, bool)
+    result = stratified_metrics(membership[:, kept], keep[:, kept], is_init[:, kept], fprs)
+    out[name] = dataclasses.replace(result, scores=membership)
   return out

@@ -83,11 +83,13 @@ class StratumMetrics:
 @dataclasses.dataclass(frozen=True)
 class AttackResult:
   """One membership score of one recipe's runs, by stratum (``STRATA``; None: no trial).
-  ``curves``: {stratum: (fpr, tpr)} for plotting; not part of the JSON."""
+  ``curves``: {stratum: (fpr, tpr)} for plotting; ``scores``: the (M, N) membership scores of
+  every run and pool example; neither is part of the JSON."""
 
   strata: dict[str, StratumMetrics | None]
   curves: dict[str, tuple[np.ndarray, np.ndarray]] = dataclasses.field(
       default_factory=dict, compare=False, repr=False)
+  scores: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)
 
   def __getitem__(self, stratum: str) -> StratumMetrics | None:
     return self.strata[stratum]

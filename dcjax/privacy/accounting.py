@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 
@@ -121,6 +122,7 @@ def epsilon(mechanism: SampledGaussian, delta: float = DEFAULT_DELTA,
   return float(acc.get_epsilon(delta))
 
 
+@functools.lru_cache(maxsize=64)  # a recipe asks for its noise to train and again to report
 def calibrate_noise(target_epsilon: float, sample_rate: float, steps: int,
                     delta: float = DEFAULT_DELTA, accountant: str = "pld",
                     dataset_size: int | None = None, capacity: int | None = None) -> float:

@@ -7,6 +7,8 @@ results.json and the README all use it, and ``parse(str(recipe)) == recipe``):
     random_subset(ipc)            ipc random IN images per class (the naive baseline)
     init_only(ipc)                the real images condense(dm, ipc, real) would start from
     condense(method, ipc, init)   a condensed set by a registered condenser (init real|noise)
+    condense(method, ipc, init, epsilon)   a differentially private condenser (ndpdc, ldpdc)
+                                           at the target epsilon
     dpsgd(epsilon, clip, delta)   all IN examples, trained by DP-SGD at (epsilon, delta)
 
 Arguments are positional or ``name=value``; ``parse(text, defaults)`` fills the ones left out
@@ -27,7 +29,7 @@ import numpy as np
 
 from dcjax.condense import condense, condense_many, get_condenser, random_subset
 from dcjax.condense.common import effective_batch_real
-from dcjax.condense.runner import split_run_key
+from dcjax.condense.runner import dataset_preset, split_run_key
 from dcjax.data.dataset import Dataset
 from dcjax.train import TrainConfig
 
@@ -62,8 +64,10 @@ class Recipe:
     return str(self)
 
   def __str__(self) -> str:
-    args = [format(v, "g") if isinstance(v, float) else str(v)
-            for v in (getattr(self, name) for name in self._syntax_fields())]
+    values = [getattr(self, name) for name in self._syntax_fields()]
+    while values and values[-1] is None:  # optional trailing arguments left out
+      values.pop()
+    args = [format(v, "g") if isinstance(v, float) else str(v) for v in values]
     return self.KIND if not args else f"{self.KIND}({','.join(args)})"
 
   @classmethod
@@ -100,6 +104,13 @@ class Recipe:
     keep masks (M, N)."""
     del keep
     return base
+
+  def mechanism(self, base: TrainConfig, pool: Dataset, keep: np.ndarray):
+    """The proven privacy of every run: a ``dcjax.privacy.accounting.SampledGaussian`` that
+    each run's training set and network are (at least as private as) the output of, or None
+    for recipes without a guarantee."""
+    del base, pool, keep
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,11 +190,23 @@ class Condense(_PerClass):
   method: str = None
   ipc: int = None
   init: str | None = None
+  # differentially private condensers only: the target epsilon (None: the config's)
+  epsilon: float | None = None
   config: Any = dataclasses.field(default=None, metadata={"syntax": False})
 
   def __post_init__(self):
     condenser = get_condenser(self.method)
     self._check_ipc()
+    if self.epsilon is not None:
+      if not condenser.private:
+        raise ValueError(f"Recipe {self.KIND}({self.method},...) takes no epsilon: "
+                         f"{self.method} is not a differentially private condenser.")
+      if not 0 < self.epsilon < float("inf"):
+        raise ValueError(f"Recipe {self.KIND}({self.method},...) needs epsilon > 0 and finite, "
+                         f"got {self.epsilon!r}.")
+      if self.config is not None and self.config.epsilon != self.epsilon:
+        object.__setattr__(self, "config", dataclasses.replace(
+            self.config, epsilon=float(self.epsilon), noise_multiplier=None))
     if self.init is None:
       object.__setattr__(self, "init", condenser.default_init)
     if self.init not in condenser.inits:
@@ -197,9 +220,22 @@ class Condense(_PerClass):
   def has_init_images(self) -> bool:  # type: ignore[override]
     return self.init == "real"
 
+  def _config(self, pool: Dataset):
+    """The condenser's config: ``config``, or its preset for the pool with ``epsilon``."""
+    if self.config is not None:
+      return self.config
+    condenser = get_condenser(self.method)
+    cfg = dataset_preset(condenser, self.ipc, pool.name, pool.image_shape)
+    return cfg if self.epsilon is None else dataclasses.replace(cfg, epsilon=self.epsilon)
+
   def with_fixed_shapes(self, pool, keep):
     """Caps the real batch per class by the smallest class of ANY run, so that every run has
-    the same static shapes (one compilation instead of one per run)."""
+    the same static shapes (one compilation instead of one per run); a private condenser's
+    config is prepared for all runs at once (one sampling rate and noise for every run)."""
+    condenser = get_condenser(self.method)
+    if condenser.private:
+      return dataclasses.replace(self, config=condenser.prepared(
+          self._config(pool), pool.labels, pool.num_classes, np.asarray(keep, bool)))
     if self.config is None:
       return self
     batch = min(effective_batch_real(self.config.batch_real, pool.labels, pool.num_classes, k)
@@ -208,15 +244,23 @@ class Condense(_PerClass):
 
   def build_training_set(self, key, pool, keep, progress=False):
     return _from_synset(condense(key, pool, self.method, self.ipc, self.init,
-                                 mask=np.asarray(keep, bool), config=self.config,
+                                 mask=np.asarray(keep, bool), config=self._config(pool),
                                  progress=progress))
 
   def build_training_sets(self, keys, pool, keep, progress=False, checkpoint_dir=None,
                           recompute=False):
     """All runs at once (``condense_many``), checkpointed per block in ``checkpoint_dir``."""
     return [_from_synset(s) for s in condense_many(
-        keys, pool, self.method, self.ipc, self.init, np.asarray(keep, bool), self.config,
-        checkpoint_dir=checkpoint_dir, recompute=recompute, progress=progress)]
+        keys, pool, self.method, self.ipc, self.init, np.asarray(keep, bool),
+        self._config(pool), checkpoint_dir=checkpoint_dir, recompute=recompute,
+        progress=progress)]
+
+  def mechanism(self, base, pool, keep):
+    condenser = get_condenser(self.method)
+    if not condenser.private:
+      return None
+    return condenser.prepared(self._config(pool), pool.labels, pool.num_classes,
+                              np.asarray(keep, bool)).mechanism()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,6 +297,13 @@ class DPSGD(Real):
                                        dataset_size=mech.dataset_size, capacity=mech.capacity)
     return dataclasses.replace(cfg, dp_noise=sigma)
 
+  def mechanism(self, base, pool, keep):
+    from dcjax.privacy import accounting  # pylint: disable=import-outside-toplevel
+    del pool
+    counts = np.asarray(keep, bool).sum(1)
+    return accounting.dpsgd_mechanism(self.train_config(base, keep), int(counts.min()),
+                                      int(counts.max()))
+
 
 def _from_synset(syn) -> TrainingSet:
   return TrainingSet(np.asarray(syn.images), np.asarray(syn.labels),
@@ -280,8 +331,8 @@ for _cls in (Real, RandomSubset, InitOnly, Condense, DPSGD):
   register_recipe(_cls)
 
 _PATTERN = re.compile(r"^\s*(\w+)\s*(?:\((.*)\))?\s*$")
-EXAMPLES = ("'real', 'random_subset(10)', 'init_only(10)', 'condense(dm,10,real)' or "
-            "'dpsgd(4)'")
+EXAMPLES = ("'real', 'random_subset(10)', 'init_only(10)', 'condense(dm,10,real)', "
+            "'condense(ndpdc,epsilon=4)' or 'dpsgd(4)'")
 
 
 def parse(text: str, defaults: dict[str, Any] | None = None) -> Recipe:
@@ -345,6 +396,6 @@ def _value(cls: type, name: str, text: str) -> Any:
   field = next(f for f in dataclasses.fields(cls) if f.name == name)
   if field.type in ("int", int):
     return int(text)
-  if field.type in ("float", float):
+  if field.type in ("float", float, "float | None"):
     return float(text)
   return text

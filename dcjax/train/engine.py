@@ -252,9 +252,19 @@ def _prepare(net, pool_x, pool_y, cfg, masks, example_weights, num_models):
     raise ValueError(f"DP-SGD (dp_clip={cfg.dp_clip}) needs per-example gradients, but "
                      f"{type(net).__name__} has BatchNorm, whose statistics mix the examples "
                      f"of a batch; use a network with instance, group or no normalisation.")
-  plan = _Plan(net, cfg, steps_per_epoch, batch_size,
+  plan = _Plan(_dp_conv(net) if cfg.is_dp else net, cfg, steps_per_epoch, batch_size,
                _resolve_microbatch(cfg, has_bs, batch_size), has_bs)
   return pool_x, pool_y, masks, example_weights, plan
+
+
+def _dp_conv(net):
+  """On CPU, per-example gradients with the kernel gradient as a patches matmul: XLA lowers
+  the vmapped native kernel gradient to a grouped convolution, which is slow there (measured,
+  DP-SGD on digits' ConvNetD2, batch 256: 0.44 s per step against 0.82 s, compile included;
+  0.26 s steady). Same maths; the parameters are the same tree."""
+  if jax.default_backend() == "cpu" and getattr(net, "conv_impl", None) == "xla":
+    return net.clone(conv_impl="xla_patch_grad")
+  return net
 
 
 def _init_state(plan: _Plan, key, image_shape_probe):

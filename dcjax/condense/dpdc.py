@@ -1,0 +1,288 @@
+"""Differentially private dataset condensation (Zheng & Li, "Differentially Private Dataset
+Condensation"): NDPDC and LDPDC.
+
+Both touch the real data only through noisy sums of Poisson samples per class, so the released
+set is (epsilon, delta)-DP under add/remove-one adjacency (every other step is post-processing):
+
+* **NDPDC** is DM whose real side is private. Each iteration, per class c: a Poisson sample of
+  the run's IN examples of c with rate q, every example's embedding (under the iteration's fresh
+  network and the class's Siamese DSA transform) clipped to norm ``clip``, summed, plus Gaussian
+  noise of std ``noise_multiplier * clip`` per coordinate, divided by the expected sample size
+  q * n_c; the loss is the squared distance of that noisy mean to the mean of the synthetic
+  images' embeddings (clipped the same way, so both sides are on one scale). One subsampled
+  Gaussian composition per iteration.
+* **LDPDC** sets each synthetic image of class c to a noisy mean of its own Poisson sample of
+  class images (each clipped to L2 norm ``clip``): ipc compositions, no optimisation.
+
+Sampling: one rate q = min(1, group_size / n_min) for every class, n_min the smallest IN class
+of any run, so every class samples at least group_size in expectation (the reference's
+q = max_c L / n_c). Static shapes: each class's sample has ``batch_real`` slots; when more are
+drawn a uniformly random subset is kept, which the accounting takes into account (dp-accounting's
+truncated Poisson event, for a class of the largest IN size n_max: truncation is likeliest
+there). The class sizes n_c are treated as public, as in the reference.
+
+``prepare`` fills what depends on the IN examples of all runs (q, the slots, n_max) and
+calibrates ``noise_multiplier`` to ``epsilon`` at ``delta`` with the PLD accountant; a config
+given with those fields set is used as it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from dcjax import checks
+from dcjax.augment import DEFAULT_STRATEGY
+from dcjax.condense import common
+from dcjax.nets import uses_batch_stats
+
+GROUP_SIZE = 50  # the reference's expected Poisson sample per class (Zheng & Li, L = 50)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Private:
+  """The privacy fields of both methods. None: filled by ``prepare`` from the IN examples."""
+
+  epsilon: float = 4.0
+  delta: float = 1e-5
+  group_size: int = GROUP_SIZE
+  noise_multiplier: float | None = None
+  sample_rate: float | None = None
+  batch_real: int | None = None  # slots of one class's Poisson sample
+  max_class_size: int | None = None  # n_max, for the truncation's accounting
+
+  def _check_private(self):
+    name = type(self).__name__
+    if not (isinstance(self.epsilon, (int, float)) and 0 < self.epsilon < math.inf):
+      raise ValueError(f"{name}.epsilon must be a finite float > 0, got {self.epsilon!r}.")
+    if not (isinstance(self.delta, (int, float)) and 0 < self.delta < 1):
+      raise ValueError(f"{name}.delta must be in (0, 1), got {self.delta!r}.")
+    checks.positive_ints(self, "group_size")
+    if self.noise_multiplier is not None and not self.noise_multiplier > 0:
+      raise ValueError(f"{name}.noise_multiplier must be > 0 (or None: calibrated), got "
+                       f"{self.noise_multiplier!r}.")
+    if self.sample_rate is not None and not 0 < self.sample_rate <= 1:
+      raise ValueError(f"{name}.sample_rate must be in (0, 1], got {self.sample_rate!r}.")
+
+  @property
+  def steps(self) -> int:
+    raise NotImplementedError
+
+  def mechanism(self):
+    """The accounted mechanism (``dcjax.privacy.accounting.SampledGaussian``)."""
+    from dcjax.privacy.accounting import SampledGaussian  # pylint: disable=import-outside-toplevel
+    if None in (self.noise_multiplier, self.sample_rate, self.batch_real):
+      raise ValueError(f"{type(self).__name__} is not prepared (noise, rate and slots are "
+                       "filled by prepare(config, labels, num_classes, masks)).")
+    return SampledGaussian(float(self.noise_multiplier), float(self.sample_rate), self.steps,
+                           self.max_class_size, self.batch_real)
+
+
+@dataclasses.dataclass(frozen=True)
+class NDPDCConfig(_Private):
+  """NDPDC: the reference's 10,000 iterations; DM's image optimiser (SGD lr 1, momentum 0.5),
+  Siamese DSA and network; embeddings clipped to norm 1."""
+
+  iterations: int = 10_000
+  clip: float = 1.0
+  lr_img: float = 1.0
+  momentum: float = 0.5
+  dsa_strategy: str | None = DEFAULT_STRATEGY
+  net: str = "ConvNet"
+  init_scheme: str = "torch"
+  real_chunk: int | None = 0  # 0: per backend (128 on CPU); None: one pass
+
+  def __post_init__(self):
+    self._check_private()
+    checks.positive_ints(self, "iterations")
+    checks.positive_finite(self, "lr_img", "clip")
+    checks.in_unit_interval(self, "momentum")
+
+  @property
+  def steps(self) -> int:
+    return self.iterations
+
+
+@dataclasses.dataclass(frozen=True)
+class LDPDCConfig(_Private):
+  """LDPDC: one pass (``iterations`` = 1) of ipc noisy means per class; images clipped to L2
+  norm ``clip`` in the normalised space (None: sqrt(H*W*C), a per-pixel RMS of 1)."""
+
+  ipc: int = 10
+  iterations: int = 1
+  clip: float | None = None
+  net: str = "ConvNet"  # unused (no network); every condenser config names one
+  init_scheme: str = "torch"
+
+  def __post_init__(self):
+    self._check_private()
+    checks.positive_ints(self, "ipc")
+    if self.iterations != 1:
+      raise ValueError(f"LDPDCConfig.iterations must be 1 (one noisy mean per image), got "
+                       f"{self.iterations!r}.")
+    if self.clip is not None:
+      checks.positive_finite(self, "clip")
+
+  @property
+  def steps(self) -> int:
+    return self.ipc
+
+
+def ndpdc_preset(ipc: int) -> NDPDCConfig:
+  del ipc  # the reference uses the same hyperparameters for every ipc
+  return NDPDCConfig()
+
+
+def ldpdc_preset(ipc: int) -> LDPDCConfig:
+  return LDPDCConfig(ipc=ipc)
+
+
+def prepare(cfg, labels, num_classes: int, masks=None):
+  """``cfg`` with the sampling rate, the slots per class and the noise multiplier filled for
+  runs whose IN examples are ``masks`` (M, N) (None: all of ``labels``); fields already set are
+  kept. The noise is calibrated for ``cfg.epsilon`` at ``cfg.delta`` (PLD accountant)."""
+  from dcjax.privacy import accounting  # pylint: disable=import-outside-toplevel
+  from dcjax.train.engine import poisson_capacity  # pylint: disable=import-outside-toplevel
+  labels = np.asarray(labels)
+  masks = np.ones((1, len(labels)), bool) if masks is None else np.asarray(masks, bool)
+  if masks.ndim == 1:
+    masks = masks[None]
+  counts = np.stack([np.bincount(labels[m], minlength=num_classes) for m in masks])
+  n_min, n_max = int(counts.min()), int(counts.max())
+  if n_min < 1:
+    raise ValueError(f"{type(cfg).__name__}: some run has no IN example of some class.")
+  rate = cfg.sample_rate or min(1.0, cfg.group_size / n_min)
+  slots = cfg.batch_real or poisson_capacity(max(1, math.ceil(rate * n_max)), n_max)
+  cfg = dataclasses.replace(cfg, sample_rate=float(rate), batch_real=int(slots),
+                            max_class_size=cfg.max_class_size or n_max)
+  if cfg.noise_multiplier is None:
+    sigma = accounting.calibrate_noise(cfg.epsilon, cfg.sample_rate, cfg.steps, cfg.delta,
+                                       dataset_size=cfg.max_class_size, capacity=cfg.batch_real)
+    cfg = dataclasses.replace(cfg, noise_multiplier=float(sigma))
+  return cfg
+
+
+def poisson_per_class(key: jax.Array, labels: jax.Array, num_classes: int, rate: float,
+                      slots: int, mask: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+  """One Poisson sample of rate ``rate`` of each class's IN examples: indices (C, slots) into
+  the pool and their validity (C, slots). Each example is drawn with u < rate for its own
+  uniform u; beyond ``slots``, the drawn ones of smallest u (a uniformly random subset)."""
+  u = jax.random.uniform(key, labels.shape)
+  chosen = u < rate
+  if mask is not None:
+    chosen = chosen & mask
+  of_class = labels[None, :] == jnp.arange(num_classes)[:, None]
+  score = jnp.where(of_class & chosen[None], u[None], 2.0)  # (C, N)
+  neg, idx = jax.lax.top_k(-score, slots)
+  return idx, -neg < 2.0
+
+
+def _clip_rows(x: jax.Array, norm: float) -> jax.Array:
+  """Each row of x (..., D) scaled to L2 norm at most ``norm``."""
+  length = jnp.sqrt(jnp.sum(x * x, axis=-1, keepdims=True))
+  return x * jnp.minimum(1.0, norm / jnp.maximum(length, 1e-12))
+
+
+def class_sizes(labels: jax.Array, num_classes: int, mask: jax.Array | None) -> jax.Array:
+  """(C,) IN examples per class."""
+  weights = jnp.ones(labels.shape) if mask is None else mask.astype(jnp.float32)
+  return jnp.zeros(num_classes).at[labels].add(weights)
+
+
+def noisy_class_means(key, real_feats, valid, sizes, cfg):
+  """real_feats (C, S, D), valid (C, S), sizes (C,) -> (C, D): the clipped features' noisy sum
+  over each class's sample, divided by its expected size q * n_c."""
+  total = jnp.sum(_clip_rows(real_feats, cfg.clip) * valid[..., None], axis=1)
+  noise = cfg.noise_multiplier * cfg.clip * jax.random.normal(key, total.shape)
+  return (total + noise) / (cfg.sample_rate * sizes[:, None])
+
+
+def ndpdc_loss(net: nn.Module, cfg: NDPDCConfig, images, variables, real, valid, sizes,
+               aug_key, noise_key) -> jax.Array:
+  """images (C*ipc, H, W, Ch); real (C, S, H, W, Ch) with valid (C, S). Returns the summed
+  squared distance of each class's noisy real mean embedding to its synthetic mean."""
+  num_classes, slots = real.shape[:2]
+  syn = images.reshape(num_classes, -1, *images.shape[1:])
+  chunk = common.default_chunk(embedding=True) if cfg.real_chunk == 0 else cfg.real_chunk
+  embed = lambda x: net.apply(variables, x, method="embed")
+  keys = common.class_keys(aug_key, num_classes)
+  real = common.siamese_dsa(keys, real, cfg.dsa_strategy)
+  syn = common.siamese_dsa(keys, syn, cfg.dsa_strategy)
+  feats = common.apply_in_chunks(embed, real.reshape(-1, *real.shape[2:]), chunk)
+  target = noisy_class_means(noise_key, feats.reshape(num_classes, slots, -1), valid, sizes,
+                             cfg)
+  syn_feats = _clip_rows(embed(syn.reshape(-1, *syn.shape[2:])), cfg.clip)
+  mean_syn = syn_feats.reshape(num_classes, syn.shape[1], -1).mean(1)
+  return jnp.sum((jax.lax.stop_gradient(target) - mean_syn) ** 2)
+
+
+def _check_prepared(cfg):
+  if None in (cfg.noise_multiplier, cfg.sample_rate, cfg.batch_real):
+    raise ValueError(f"{type(cfg).__name__} must be prepared (dpdc.prepare) before a step: "
+                     "its noise, sampling rate and slots are unset.")
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def ndpdc_step(net: nn.Module, cfg: NDPDCConfig, num_classes: int, batch_real: int, images,
+               opt_state, key, pool_x, pool_y, mask):
+  """One NDPDC iteration on images (C*ipc, H, W, Ch). Returns (images, opt_state, loss).
+  ``batch_real`` is ignored: the sample's slots are ``cfg.batch_real``."""
+  del batch_real
+  _check_prepared(cfg)
+  if uses_batch_stats(net):
+    raise ValueError("NDPDC clips each example's embedding; a BatchNorm network mixes the "
+                     "examples of a batch. Use an instance-norm ConvNet.")
+  k_net, k_sample, k_aug, k_noise = jax.random.split(key, 4)
+  variables = net.init(k_net, images[:1])
+  pool_y = jnp.asarray(pool_y)
+  idx, valid = poisson_per_class(k_sample, pool_y, num_classes, cfg.sample_rate,
+                                 cfg.batch_real, mask)
+  real = jnp.asarray(pool_x)[idx]
+  sizes = class_sizes(pool_y, num_classes, mask)
+  loss, grads = jax.value_and_grad(lambda s: ndpdc_loss(
+      net, cfg, s, variables, real, valid, sizes, k_aug, k_noise))(images)
+  updates, opt_state = common.image_optimizer(cfg).update(grads, opt_state, images)
+  return optax.apply_updates(images, updates), opt_state, loss
+
+
+def ldpdc_init_state(cfg, images):
+  del cfg, images
+  return ()
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def ldpdc_step(net: nn.Module, cfg: LDPDCConfig, num_classes: int, batch_real: int, images,
+               opt_state, key, pool_x, pool_y, mask):
+  """The whole of LDPDC: images (C*ipc, H, W, Ch) replaced by ipc noisy means per class, each
+  of its own Poisson sample. Returns (images, opt_state, 0.0)."""
+  del net, batch_real
+  _check_prepared(cfg)
+  ipc = images.shape[0] // num_classes
+  if ipc != cfg.ipc:
+    raise ValueError(f"LDPDCConfig.ipc={cfg.ipc} is what its epsilon was accounted for; the "
+                     f"set has {ipc} images per class.")
+  pool_x, pool_y = jnp.asarray(pool_x), jnp.asarray(pool_y)
+  dim = math.prod(images.shape[1:])
+  clip = math.sqrt(dim) if cfg.clip is None else cfg.clip
+  sizes = class_sizes(pool_y, num_classes, mask)
+
+  def one_image(k):  # (C, H, W, Ch): one noisy mean per class
+    k_sample, k_noise = jax.random.split(k)
+    idx, valid = poisson_per_class(k_sample, pool_y, num_classes, cfg.sample_rate,
+                                   cfg.batch_real, mask)
+    rows = _clip_rows(pool_x[idx].reshape(num_classes, cfg.batch_real, dim), clip)
+    total = jnp.sum(rows * valid[..., None], axis=1)
+    noise = cfg.noise_multiplier * clip * jax.random.normal(k_noise, total.shape)
+    return ((total + noise) / (cfg.sample_rate * sizes[:, None])).reshape(
+        num_classes, *images.shape[1:])
+
+  out = jax.lax.map(one_image, jax.random.split(key, ipc))  # (ipc, C, H, W, Ch)
+  out = jnp.swapaxes(out, 0, 1).reshape(images.shape)  # class-major
+  return out.astype(images.dtype), opt_state, jnp.zeros((), jnp.float32)
