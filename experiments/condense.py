@@ -40,6 +40,10 @@ METHOD_FLAGS = {  # flag -> (config field, type, help)
     "dsa_strategy": ("dsa_strategy", str, "Siamese DSA strategy while condensing ('none': off)"),
     "outer_loop": ("outer_loop", int, "dc/dsa only: image steps per iteration"),
     "inner_loop": ("inner_loop", int, "dc/dsa only: network epochs between image steps"),
+    "epsilon": ("epsilon", float, "ndpdc/ldpdc only: the target epsilon of the released set "
+                "(noise calibrated with the PLD accountant)"),
+    "delta": ("delta", float, "ndpdc/ldpdc only: the target delta"),
+    "group_size": ("group_size", int, "ndpdc/ldpdc only: expected Poisson sample per class"),
 }
 
 
@@ -120,6 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
     synset = load_synthetic_set(synset_dir)
     synset = synset.replace(images=jnp.asarray(synset.images))
   else:
+    cfg = spec.prepared(cfg, train_set.labels, train_set.num_classes)  # noise calibrated
     synset = condense(k_cond, train_set, args.method, args.ipc, init, config=cfg,
                       seed=args.seed, checkpoint_dir=os.path.join(out, "checkpoints"),
                       checkpoint_every=args.checkpoint_every, progress=True)
@@ -142,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
   result = {
       "dataset": args.dataset, "method": args.method, "ipc": args.ipc, "init": init,
       "seed": args.seed, "method_config": cfg, "eval_config": eval_cfg,
-      "accuracy": acc, "random_subset_accuracy": base,
+      "accuracy": acc, "random_subset_accuracy": base, "privacy": synset.privacy(),
       "condense_seconds": condense_seconds, "eval_seconds": eval_seconds,
       "code_version": io.code_version(), "machine": io.machine(),
   }
@@ -151,6 +156,11 @@ def main(argv: list[str] | None = None) -> dict:
     a, b = acc[name], base[name]
     print(f"{name}: {args.method} {100 * a['mean']:.2f} +- {100 * a['std']:.2f} %  vs random "
           f"subset {100 * b['mean']:.2f} +- {100 * b['std']:.2f} %  ({args.eval_models} networks)")
+  if result["privacy"] is not None:
+    p = result["privacy"]
+    print(f"released set: ({p['epsilon']:.3g}, {p['delta']:g})-DP by the PLD accountant (noise "
+          f"multiplier {p['mechanism']['noise_multiplier']:.3g}, sampling rate "
+          f"{p['mechanism']['sample_rate']:.3g}, {p['mechanism']['steps']} compositions)")
   print(f"condensing {condense_seconds:.0f} s, evaluation {eval_seconds:.0f} s; wrote {out}")
   return result
 

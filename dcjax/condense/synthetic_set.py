@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import flax.struct
@@ -36,10 +37,22 @@ class SyntheticSet:
     """The images mapped back to pixel space (not clipped)."""
     return np.asarray(self.preprocessing.invert(self.images))
 
+  def privacy(self) -> dict | None:
+    """The set's (epsilon, delta)-DP guarantee, for sets of a differentially private condenser
+    (configs with ``mechanism()``): the PLD accountant's epsilon at the config's delta and the
+    accounted mechanism; None for the others (and for configs loaded back as dicts)."""
+    if not hasattr(self.config, "mechanism"):
+      return None
+    from dcjax.privacy import accounting  # pylint: disable=import-outside-toplevel
+    mech = self.config.mechanism()
+    return {"epsilon": accounting.epsilon(mech, self.config.delta), "delta": self.config.delta,
+            "accountant": "pld", "mechanism": dataclasses.asdict(mech)}
+
   def metadata(self) -> dict:
     return {"num_classes": self.num_classes, "ipc": self.ipc, "method": self.method,
             "init": self.init, "config": io.to_jsonable(self.config), "seed": self.seed,
-            "source": self.source, "preprocessing": self.preprocessing.to_json()}
+            "source": self.source, "preprocessing": self.preprocessing.to_json(),
+            "privacy": self.privacy()}
 
 
 def class_major_labels(num_classes: int, ipc: int) -> np.ndarray:
