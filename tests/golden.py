@@ -18,10 +18,12 @@ from dcjax.audit import AuditConfig
 # The audit of tests/test_audit.py and of tests/data/golden_tiny.json. One-block ConvNets
 # (the default for 8x8 images has two): the machinery is the same, the programs compile in
 # about 2/3 of the time.
+# The DP yardstick rides along: DP-SGD, NDPDC and mislabeled canaries.
 TINY = AuditConfig(runs=4, pool_size=160, ipc=2, epochs=3, real_epochs=2, net="ConvNetD1",
                    cond_net="ConvNetD1", dm_iterations=2, dm_batch_real=8, dsa_iterations=1,
                    dsa_outer_loop=1, dsa_inner_loop=1, dsa_batch_real=8, ssim_shortlist=16,
-                   theory_iterations=60)
+                   theory_iterations=60, dp_epochs=2, ndpdc_iterations=2, canaries=8,
+                   recipes=AuditConfig().recipes + ",dpsgd(4),condense(ndpdc,epsilon=4)")
 
 RECIPE_KEYS = ("kind", "test_accuracy", "attacks", "released_set", "training_set_size",
                "has_init_images")

@@ -6,6 +6,8 @@ import json
 import os
 import re
 import shutil
+from types import SimpleNamespace
+from typing import ClassVar
 
 import jax
 import numpy as np
@@ -19,9 +21,18 @@ from dcjax.checkpoint import ConfigMismatchError, load_tree
 from dcjax.mia import STRATA, RocPoint, StratumMetrics
 from dcjax.runs import run_recipe
 from experiments import audit as audit_exp
+from dcjax.audit import analysis
+from dcjax.audit import report as report_lib
+from dcjax.mia import balanced_keep_masks
+from dcjax.privacy import accounting
+from dcjax.runs import RunResults
+from dcjax.runs.recipes import Real
 from tests.golden import (TINY, compare_with_golden, differences, machine_identity,
                           metrics_view)
 
+
+
+DPSGD_NAME, NDPDC_NAME = "dpsgd(4,1,1e-05)", "condense(ndpdc,2,noise,4)"
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +86,8 @@ def test_results_cover_every_recipe_attack_and_stratum_consistently(tiny_audit):
     stored = json.load(f)
   assert set(stored["recipes"]) == {
       "real", "random_subset(2)", "init_only(2)", "condense(dm,2,real)", "condense(dm,2,noise)",
-      "condense(dsa,2,real)", "condense(dsa,2,noise)"}
-  runs, pool = TINY.runs, TINY.pool_size
+      "condense(dsa,2,real)", "condense(dsa,2,noise)", DPSGD_NAME, NDPDC_NAME}
+  runs, pool = TINY.runs, TINY.pool_size - TINY.canaries  # canaries are not in the strata
   assert stored["runs"] == runs and stored["pool_size"] == pool
   for name, r in stored["recipes"].items():
     assert len(r["test_accuracy"]["per_run"]) == runs
@@ -85,7 +96,7 @@ def test_results_cover_every_recipe_attack_and_stratum_consistently(tiny_audit):
     if r["released_set"] is not None:
       groups += [("released", m, r["released_set"][m]["attack"]) for m in ("l2", "ssim")]
     else:
-      assert name == "real"
+      assert name in ("real", DPSGD_NAME)
     for _, _, strata in groups:
       assert set(strata) == set(STRATA)
       has_init = r["has_init_images"]
@@ -110,6 +121,25 @@ def test_results_cover_every_recipe_attack_and_stratum_consistently(tiny_audit):
   check = stored["theory"]["closed_form_check"]
   assert check["max_error_over_norm"] < 1e-3
   assert stored["theory"]["m_over_n"][0]["m"] == TINY.ipc * 10
+  # canaries: every recipe, every attack, runs x canaries trials, bounds that are numbers
+  for name, r in stored["recipes"].items():
+    c = r["canaries"]
+    assert c["count"] == TINY.canaries and set(c["attacks"]) == set(TINY.attack_names)
+    m = c["attacks"][TINY.primary_attack]["metrics"]
+    assert m["positives"] + m["negatives"] == runs * TINY.canaries
+    assert c["epsilon_lb"] >= 0 and c["one_run"]["epsilon_lb"] >= 0
+    assert (r["privacy"] is not None) == (name in (DPSGD_NAME, NDPDC_NAME))
+  # the DP recipes: accounted at their target, bound checked, no violation by an honest one
+  for name in (DPSGD_NAME, NDPDC_NAME):
+    p = stored["recipes"][name]["privacy"]
+    assert 3.5 < p["epsilon"] <= 4 + 1e-6 and p["violations"] == []
+    fpr, tpr = (np.asarray(v) for v in p["bound_curve"])
+    assert np.all(tpr >= fpr - 1e-9) and np.all(np.diff(tpr) >= -1e-9)
+  assert stored["bound_violations"] == []
+  rows = {r["recipe"]: r for r in stored["epsilon_table"]}
+  assert rows[DPSGD_NAME]["epsilon_proven"] == stored["recipes"][DPSGD_NAME]["privacy"]["epsilon"]
+  assert rows["real"]["epsilon_proven"] is None
+  assert {p["dpsgd"] for p in stored["dp_comparison"]} == {DPSGD_NAME}
 
 
 def test_random_subset_init_images_are_their_own_nearest_real_images(tiny_audit):
@@ -134,8 +164,21 @@ def test_report_references_every_figure_and_figures_exist(tiny_audit):
   assert expected <= linked
   for path in linked:
     assert os.path.getsize(os.path.join(out, path)) > 2000, path
-  assert "differentially private" not in report.replace("not differentially private", "")
-  assert "No recipe here carries a differential-privacy guarantee" in report
+  assert "accuracy_vs_epsilon.png" in linked
+  assert f"Only `{DPSGD_NAME}`, `{NDPDC_NAME}` carry a differential-privacy guarantee" in report
+  assert "## Differential privacy as the yardstick" in report and "BUG" not in report
+
+
+def test_a_planted_bound_violation_is_reported_in_red_and_fails_the_command(tiny_audit,
+                                                                             monkeypatch):
+  _, results = tiny_audit
+  violation = {"recipe": DPSGD_NAME, "where": "loss/all_members", "fpr": 0.01, "tpr": 0.9,
+               "tpr_low": 0.8, "bound": 0.05}
+  report = report_lib.render({**results, "bound_violations": [violation]})
+  assert '<p style="color:red"><b>BUG: an attack beat a proven' in report
+  monkeypatch.setattr(audit_exp, "run_audit", lambda *a, **k: {"bound_violations": [violation]})
+  with pytest.raises(SystemExit, match="BUG: 1 attack result"):
+    audit_exp.main(["--preset", "quick"])
 
 
 def test_rerun_resumes_without_recomputing_and_gives_the_same_numbers(tiny_audit, tmp_path):
@@ -303,3 +346,39 @@ def test_same_seed_saves_bit_identical_arrays_and_another_seed_does_not(tmp_path
   assert same == sorted(k for k in a if k.endswith("['labels']")), same
 
 
+
+
+def test_a_fake_dp_recipe_that_trains_without_noise_is_flagged():
+  """A recipe that claims epsilon 0.1 but whose models memorise their members (confident on
+  members only, as noiseless training on few examples gives) must fail the bound check; the
+  same runs under an honest claim (no guarantee worth the name, epsilon 50) pass it."""
+
+  @dataclasses.dataclass(frozen=True)
+  class FakeDP(Real):
+    KIND: ClassVar[str] = "fake_dp"
+    epsilon: float = 0.1
+
+    def mechanism(self, base, pool, keep):
+      sigma = accounting.calibrate_noise(self.epsilon, 1.0, 1)
+      return accounting.SampledGaussian(sigma, 1.0, 1)
+
+  runs, n, classes = 8, 40, 4
+  keep = balanced_keep_masks(jax.random.key(0), runs, n)
+  labels = np.arange(n) % classes
+  rng = np.random.default_rng(0)
+  logits = rng.normal(0, 0.3, (runs, 1, n, classes))
+  logits[:, 0, np.arange(n), labels] += np.where(keep, 6.0, 0.0)
+  res = RunResults(view_logits=logits, keep=keep, init_indices=np.zeros((runs, 0), np.int32),
+                   train_images=None, variables=None, test_accuracy=np.full(runs, 0.5))
+  pool = SimpleNamespace(labels=labels, num_classes=classes)
+  cfg = AuditConfig(runs=runs, attacks="loss,lira_offline_fixed")
+  fake = FakeDP()
+  flagged = analysis.analyse_recipe(cfg, fake, res, pool,
+                                    mechanism=fake.mechanism(None, pool, keep))
+  violations = flagged.summary["privacy"]["violations"]
+  assert violations and {v["fpr"] for v in violations} <= {0.001, 0.01, 0.1}
+  assert all(v["tpr_low"] > v["bound"] for v in violations)
+  honest = FakeDP(epsilon=50.0)
+  passed = analysis.analyse_recipe(cfg, honest, res, pool,
+                                   mechanism=honest.mechanism(None, pool, keep))
+  assert passed.summary["privacy"]["violations"] == []
