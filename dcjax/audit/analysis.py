@@ -65,7 +65,7 @@ def analyse_recipe(cfg: AuditConfig, recipe: Recipe, res: RunResults, pool: Data
   }
   extra: dict[str, Any] = {}
   if res.train_images is not None:
-    summary["released_set"], extra = _released_set(cfg, recipe, res, pool, curves)
+    summary["released_set"], extra = _released_set(cfg, recipe, res, pool, curves, canary)
   # a DP recipe's own delta (dpsgd's field, a private condenser's config), else the default
   delta = (getattr(recipe, "delta", None) or getattr(getattr(recipe, "config", None), "delta",
                                                      None) or DEFAULT_DELTA)
@@ -144,7 +144,8 @@ def proven_bound(mechanism, delta: float, attacks_json: dict, canaries: dict | N
   return summary, (BOUND_FPRS, tprs[:len(BOUND_FPRS)], f"DP bound (eps {eps:.2g})")
 
 
-def _released_set(cfg, recipe, res: RunResults, pool, curves) -> tuple[dict, dict]:
+def _released_set(cfg, recipe, res: RunResults, pool, curves, canary=None
+                  ) -> tuple[dict, dict]:
   pool_px = np.asarray(pool.preprocessing.invert(pool.images))
   syn_px = np.asarray(pool.preprocessing.invert(res.train_images))
   keep = res.keep
@@ -159,7 +160,8 @@ def _released_set(cfg, recipe, res: RunResults, pool, curves) -> tuple[dict, dic
     groups = {"init images": dist[keep & is_init], "other members": dist[keep & ~is_init],
               "non-members": dist[~keep]}
     groups_by_metric[metric] = groups
-    attack = stratified_metrics(v["scores"], keep, is_init)
+    kept = slice(None) if canary is None else ~canary  # the strata leave the canaries out
+    attack = stratified_metrics(v["scores"][:, kept], keep[:, kept], is_init[:, kept])
     released[metric] = {
         "own_init_fraction": v["own_init_fraction"], "member_fraction": v["member_fraction"],
         "median_nearest_real_distance": float(np.median(v["nearest_distance"])),

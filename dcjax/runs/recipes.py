@@ -190,9 +190,10 @@ class Condense(_PerClass):
   method: str = None
   ipc: int = None
   init: str | None = None
-  # differentially private condensers only: the target epsilon (None: the config's)
-  epsilon: float | None = None
   config: Any = dataclasses.field(default=None, metadata={"syntax": False})
+  # differentially private condensers only: the target epsilon (None: the config's); last,
+  # so that Condense(method, ipc, init, config) keeps its meaning
+  epsilon: float | None = None
 
   def __post_init__(self):
     condenser = get_condenser(self.method)
