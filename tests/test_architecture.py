@@ -129,8 +129,7 @@ def test_a_condenser_added_through_the_registry_runs_in_the_audit(tmp_path):
   args = ["--runs", "4", "--pool-size", "160", "--ipc", "2", "--recipes",
           "random_subset,real,condense(toy_mean,init=real)", "--epochs", "3", "--real-epochs",
           "2", "--net", "ConvNetD1", "--attacks", "loss,lira_offline", "--primary-attack",
-          "loss", "--out", out,
-          "--quiet"]
+          "loss", "--canaries", "0", "--out", out, "--quiet"]
   res = mia_exp.main(args)
   assert res["membership_only"] and res["theory"] is None
   assert set(res["recipes"]) == {"random_subset(2)", "real", "condense(toy_mean,2,real)"}

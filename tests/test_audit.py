@@ -24,7 +24,7 @@ from experiments import audit as audit_exp
 from dcjax.audit import analysis
 from dcjax.audit import report as report_lib
 from dcjax.mia import balanced_keep_masks
-from dcjax.privacy import accounting
+from dcjax import accounting
 from dcjax.runs import RunResults
 from dcjax.runs.recipes import Real
 from tests.golden import (TINY, compare_with_golden, differences, machine_identity,

@@ -11,7 +11,7 @@ from dcjax.condense import condense, get_condenser
 from dcjax.condense import dpdc
 from dcjax.data import load_dataset
 from dcjax.data.canaries import insert_canaries
-from dcjax.privacy import accounting
+from dcjax import accounting
 from dcjax.runs.recipes import parse
 
 

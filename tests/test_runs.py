@@ -128,7 +128,8 @@ def test_recipe_syntax_defaults_keywords_and_errors():
                         ("condense(mtt,10,real)", "Unknown condensation method 'mtt'"),
                         ("random_subset()", "positive int ipc, got None"),
                         ("random_subset(x)", "invalid literal"),
-                        ("condense(dm,1,real,2)", "beyond"),
+                        ("condense(dm,1,real,2,3)", "beyond"),
+                        ("condense(dm,1,real,2)", "not a differentially private condenser"),
                         ("init_only(ipc=2,ipc=3)", "given twice"),
                         ("condense(dm,2,fancy)", "init in \\['real', 'noise'\\]"),
                         ("init_only(size=2)", "no argument 'size'")]:

@@ -17,8 +17,8 @@ from dcjax.mia import STRATA, StratumMetrics, attack_runs, init_masks, stratifie
 from dcjax.mia.metrics import DEFAULT_FPRS, attack_metrics, roc_curve, roc_on_grid
 from dcjax.privacy import (auditing, linear_dm_check, m_over_n_rows, one_example_influence,
                            released_set_privacy)
-from dcjax.privacy import accounting
-from dcjax.privacy.accounting import DEFAULT_DELTA
+from dcjax import accounting
+from dcjax.accounting import DEFAULT_DELTA
 from dcjax.runs import Condense, RandomSubset, Recipe, RunResults
 
 PAPER_DATASETS = ("fashion_mnist", "cifar10", "celeba")
@@ -47,7 +47,7 @@ def analyse_recipe(cfg: AuditConfig, recipe: Recipe, res: RunResults, pool: Data
   """Attacks on the trained models, plus the released-set analysis for recipes whose training
   set is released (all but those that train on the pool), the canary bounds where the pool
   holds canaries (``is_canary`` (N,)), and the check against the proven bound for recipes with
-  a ``mechanism`` (``dcjax.privacy.accounting.SampledGaussian``)."""
+  a ``mechanism`` (``dcjax.accounting.SampledGaussian``)."""
   canary = None if is_canary is None or not np.any(is_canary) else np.asarray(is_canary, bool)
   # a DP recipe's TPRs are checked against its bound at 10% FPR too
   fprs = DEFAULT_FPRS if mechanism is None else CHECKED_FPRS

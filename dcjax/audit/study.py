@@ -59,9 +59,10 @@ def prepare(cfg: AuditConfig, data_dir: str | None = None):
   pool, is_canary = insert_canaries(jax.random.fold_in(key, CANARY_STREAM), pool,
                                     cfg.canaries, cfg.canary_kind)
   keep = balanced_keep_masks(k_keep, cfg.runs, len(pool))
-  recipe_list = [r.with_fixed_shapes(pool, keep) for r in recipes(cfg, pool.image_shape)]
-  for recipe in recipe_list:
+  recipe_list = recipes(cfg, pool.image_shape)
+  for recipe in recipe_list:  # before fixing shapes, which may need every class populated
     recipe.check_pool(pool, keep)
+  recipe_list = [r.with_fixed_shapes(pool, keep) for r in recipe_list]
   return pool, test_set, keep, recipe_list, {"runs": k_runs, "theory": k_theory}, is_canary
 
 

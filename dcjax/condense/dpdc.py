@@ -76,8 +76,8 @@ class _Private:
     raise NotImplementedError
 
   def mechanism(self):
-    """The accounted mechanism (``dcjax.privacy.accounting.SampledGaussian``)."""
-    from dcjax.privacy.accounting import SampledGaussian  # pylint: disable=import-outside-toplevel
+    """The accounted mechanism (``dcjax.accounting.SampledGaussian``)."""
+    from dcjax.accounting import SampledGaussian  # pylint: disable=import-outside-toplevel
     if None in (self.noise_multiplier, self.sample_rate, self.batch_real):
       raise ValueError(f"{type(self).__name__} is not prepared (noise, rate and slots are "
                        "filled by prepare(config, labels, num_classes, masks)).")
@@ -148,7 +148,7 @@ def prepare(cfg, labels, num_classes: int, masks=None):
   """``cfg`` with the sampling rate, the slots per class and the noise multiplier filled for
   runs whose IN examples are ``masks`` (M, N) (None: all of ``labels``); fields already set are
   kept. The noise is calibrated for ``cfg.epsilon`` at ``cfg.delta`` (PLD accountant)."""
-  from dcjax.privacy import accounting  # pylint: disable=import-outside-toplevel
+  from dcjax import accounting  # pylint: disable=import-outside-toplevel
   from dcjax.train.engine import poisson_capacity  # pylint: disable=import-outside-toplevel
   labels = np.asarray(labels)
   masks = np.ones((1, len(labels)), bool) if masks is None else np.asarray(masks, bool)
@@ -157,7 +157,9 @@ def prepare(cfg, labels, num_classes: int, masks=None):
   counts = np.stack([np.bincount(labels[m], minlength=num_classes) for m in masks])
   n_min, n_max = int(counts.min()), int(counts.max())
   if n_min < 1:
-    raise ValueError(f"{type(cfg).__name__}: some run has no IN example of some class.")
+    run, cls = np.unravel_index(int(counts.argmin()), counts.shape)
+    raise ValueError(f"{type(cfg).__name__}: run {run} has no IN example of class {cls}; "
+                     "every class needs members to sample from.")
   rate = cfg.sample_rate or min(1.0, cfg.group_size / n_min)
   slots = cfg.batch_real or poisson_capacity(max(1, math.ceil(rate * n_max)), n_max)
   cfg = dataclasses.replace(cfg, sample_rate=float(rate), batch_real=int(slots),

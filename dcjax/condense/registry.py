@@ -12,7 +12,7 @@ on images (num_classes * ipc, H, W, C), drawing every random number from ``key``
 A differentially private condenser also has ``prepare(config, labels, num_classes, masks)``,
 which fits its config to the IN examples of the runs (sampling, static shapes, the noise
 calibrated to the config's epsilon), and its prepared config has ``mechanism()``, the accounted
-mechanism of every run (``dcjax.privacy.accounting.SampledGaussian``).
+mechanism of every run (``dcjax.accounting.SampledGaussian``).
 """
 
 from __future__ import annotations

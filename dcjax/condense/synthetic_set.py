@@ -43,7 +43,7 @@ class SyntheticSet:
     accounted mechanism; None for the others (and for configs loaded back as dicts)."""
     if not hasattr(self.config, "mechanism"):
       return None
-    from dcjax.privacy import accounting  # pylint: disable=import-outside-toplevel
+    from dcjax import accounting  # pylint: disable=import-outside-toplevel
     mech = self.config.mechanism()
     return {"epsilon": accounting.epsilon(mech, self.config.delta), "delta": self.config.delta,
             "accountant": "pld", "mechanism": dataclasses.asdict(mech)}

@@ -106,7 +106,7 @@ class Recipe:
     return base
 
   def mechanism(self, base: TrainConfig, pool: Dataset, keep: np.ndarray):
-    """The proven privacy of every run: a ``dcjax.privacy.accounting.SampledGaussian`` that
+    """The proven privacy of every run: a ``dcjax.accounting.SampledGaussian`` that
     each run's training set and network are (at least as private as) the output of, or None
     for recipes without a guarantee."""
     del base, pool, keep
@@ -286,7 +286,7 @@ class DPSGD(Real):
         raise ValueError(f"Recipe dpsgd needs {name} {expected}, got {getattr(self, name)!r}.")
 
   def train_config(self, base, keep=None):
-    from dcjax.privacy import accounting  # pylint: disable=import-outside-toplevel
+    from dcjax import accounting  # pylint: disable=import-outside-toplevel
     if keep is None:
       raise ValueError("dpsgd calibrates its noise to the runs' keep masks; none given.")
     counts = np.asarray(keep, bool).sum(1)
@@ -299,7 +299,7 @@ class DPSGD(Real):
     return dataclasses.replace(cfg, dp_noise=sigma)
 
   def mechanism(self, base, pool, keep):
-    from dcjax.privacy import accounting  # pylint: disable=import-outside-toplevel
+    from dcjax import accounting  # pylint: disable=import-outside-toplevel
     del pool
     counts = np.asarray(keep, bool).sum(1)
     return accounting.dpsgd_mechanism(self.train_config(base, keep), int(counts.min()),

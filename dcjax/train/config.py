@@ -41,7 +41,7 @@ class TrainConfig:
   dp_clip: DP-SGD when set: every example's gradient is clipped to this L2 norm (inf: not
     clipped) before the batch's gradients are summed; ``dp_noise`` (the noise multiplier
     sigma) adds Gaussian noise of std sigma * dp_clip to the sum. Per-example gradients need
-    networks without BatchNorm. The privacy of a run: ``dcjax.privacy.accounting``.
+    networks without BatchNorm. The privacy of a run: ``dcjax.accounting``.
   """
 
   epochs: int = 300

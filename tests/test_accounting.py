@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from dcjax.privacy import accounting
-from dcjax.privacy.accounting import SampledGaussian
+from dcjax import accounting
+from dcjax.accounting import SampledGaussian
 from dcjax.train import TrainConfig
 
 # De et al. (2022), CIFAR-10 at eps 1: noise multiplier 10, batch 4096 of 50,000, 875 steps;
