@@ -88,8 +88,8 @@ def test_condense_recipe_pairs_its_init_with_init_only(tmp_path):
                             image_shape=(8, 8, 1), seed=5)
   keep = balanced_keep_masks(jax.random.key(4), 2, len(pool))
   cond = Condense("dm", 2, "real", DMConfig(iterations=2, batch_real=4, dsa_strategy="flip",
-                                            net="ConvNetW32"))
-  cfg = RunsConfig(net="ConvNetW32", train=TrainConfig(epochs=2, batch_size=8))
+                                            net="ConvNetD1"))
+  cfg = RunsConfig(net="ConvNetD1", train=TrainConfig(epochs=2, batch_size=8))
   a = run_recipe(str(tmp_path), jax.random.key(5), pool, test, keep, cond, cfg)
   b = run_recipe(str(tmp_path), jax.random.key(5), pool, test, keep, InitOnly(2), cfg)
   np.testing.assert_array_equal(a.init_indices, b.init_indices)
