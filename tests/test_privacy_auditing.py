@@ -54,10 +54,15 @@ def test_one_run_bound_matches_the_binomial_closed_form():
 
 
 def test_bound_violations_name_where_an_attack_beats_the_bound():
-  bound = {0.01: 0.05}
-  points = {"loss/all_members": {0.01: (0.2, 0.1)}, "lira/all_members": {0.01: (0.2, 0.04)}}
+  bound = lambda fpr: 5 * fpr  # pylint: disable=unnecessary-lambda-assignment
+  points = {"loss/all_members": {0.01: (0.2, 0.1, 0.01)},
+            "lira/all_members": {0.01: (0.2, 0.04, 0.01)},
+            # as strong, but its FPR is pinned down by too few non-members
+            "lira/canaries": {0.01: (0.2, 0.1, 0.03)}}
   got = auditing.bound_violations(points, bound)
   assert [v["where"] for v in got] == ["loss/all_members"]
+  # 0 of 30 non-members: the FPR may still be 11.6% (Clopper-Pearson, 97.5% one-sided)
+  assert auditing.fpr_upper(0.001, 30) == pytest.approx(1 - 0.025 ** (1 / 30), rel=1e-9)
 
 
 @pytest.mark.parametrize("bad", [

@@ -111,8 +111,8 @@ def canary_analysis(attacks, keep, canary, primary: str, delta: float, seed: int
 
 
 def _checked_points(attacks_json: dict, canaries: dict | None) -> dict:
-  """{attack/stratum: {fpr: (tpr, lower end of its 95% interval)}} of every attack, stratum
-  and the canaries."""
+  """{attack/stratum: {fpr: (tpr, lower end of its 95% interval, upper end of its FPR)}} of
+  every attack, stratum and the canaries."""
   points = {}
   sources = [(f"{a}/{s}", m) for a, per in attacks_json.items() for s, m in per.items()]
   if canaries is not None:
@@ -122,23 +122,25 @@ def _checked_points(attacks_json: dict, canaries: dict | None) -> dict:
       m = StratumMetrics.from_json(m)
       # the lower of the two lower ends: the cluster bootstrap's collapses to the point for a
       # perfect attack, Clopper-Pearson's ignores correlated trials; a violation needs both
-      points[where] = {f: (m.at(f).tpr, min(m.at(f).tpr_ci95[0], m.at(f).interval[0]))
-                       for f in CHECKED_FPRS}
+      points[where] = {f: (m.at(f).tpr, min(m.at(f).tpr_ci95[0], m.at(f).interval[0]),
+                           auditing.fpr_upper(f, m.negatives)) for f in CHECKED_FPRS}
   return points
 
 
 def proven_bound(mechanism, delta: float, attacks_json: dict, canaries: dict | None
                  ) -> tuple[dict, tuple]:
   """The mechanism's epsilon at ``delta`` (PLD), its trade-off curve, and every empirical TPR
-  at 0.1 / 1 / 10% FPR whose interval lies above the curve (a violation: a bug in the
-  mechanism, its accounting or the attack's bookkeeping)."""
+  at 0.1 / 1 / 10% FPR whose interval lies above the curve at the upper end of its FPR (a
+  violation: a bug in the mechanism, its accounting or the attack's bookkeeping)."""
   eps = accounting.epsilon(mechanism, delta)
-  fprs = np.concatenate([BOUND_FPRS, CHECKED_FPRS])
+  points = _checked_points(attacks_json, canaries)
+  asked = sorted({p[2] for per in points.values() for p in per.values()} | set(CHECKED_FPRS))
+  fprs = np.concatenate([BOUND_FPRS, asked])
   tprs = accounting.tradeoff_curve(mechanism, fprs)
-  at = dict(zip(CHECKED_FPRS, tprs[len(BOUND_FPRS):].tolist()))
-  violations = auditing.bound_violations(_checked_points(attacks_json, canaries), at)
+  at = dict(zip(asked, tprs[len(BOUND_FPRS):].tolist()))
+  violations = auditing.bound_violations(points, at.__getitem__)
   summary = {"epsilon": eps, "delta": delta, "mechanism": dataclasses.asdict(mechanism),
-             "bound_at_fpr": {f"{f:g}": v for f, v in at.items()},
+             "bound_at_fpr": {f"{f:g}": at[f] for f in CHECKED_FPRS},
              "bound_curve": [BOUND_FPRS.tolist(), tprs[:len(BOUND_FPRS)].tolist()],
              "violations": violations}
   return summary, (BOUND_FPRS, tprs[:len(BOUND_FPRS)], f"DP bound (eps {eps:.2g})")

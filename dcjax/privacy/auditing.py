@@ -119,17 +119,24 @@ def one_run_epsilon(scores: np.ndarray, keep: np.ndarray, guesses: int | None = 
           "alpha": alpha, "method": "one-run (Steinke et al. 2023, delta = 0)"}
 
 
-def bound_violations(points: dict[str, dict], bound: dict[str, float], tol: float = 1e-9
-                     ) -> list[dict]:
+def bound_violations(points: dict[str, dict], bound, tol: float = 1e-9) -> list[dict]:
   """Where an empirical TPR exceeds what the mechanism allows. points: {name: {fpr: (tpr,
-  tpr_low)}} (e.g. a stratum's TPR at 0.1 / 1 / 10% FPR with the lower end of its interval);
-  bound: {fpr: largest TPR allowed}. A violation is a lower end above the bound: with 95%
-  confidence the attack did better than any attack can, so the mechanism or its accounting is
-  wrong."""
+  tpr_low, fpr_high)}}: a stratum's TPR at a nominal FPR, the lower end of its 95% interval and
+  the upper end of the FPR that threshold may truly have (few non-members cannot pin a small
+  FPR down); bound: fpr -> the largest TPR allowed there. A violation is a lower end above the
+  bound at the FPR's upper end: with 95% confidence on both, the attack did better than any
+  attack can, so the mechanism or its accounting is wrong."""
   out = []
   for name, per_fpr in points.items():
-    for fpr, (tpr, low) in per_fpr.items():
-      allowed = bound[fpr]
+    for fpr, (tpr, low, fpr_high) in per_fpr.items():
+      allowed = float(bound(fpr_high))
       if low > allowed + tol:
-        out.append({"where": name, "fpr": fpr, "tpr": tpr, "tpr_low": low, "bound": allowed})
+        out.append({"where": name, "fpr": fpr, "fpr_high": fpr_high, "tpr": tpr,
+                    "tpr_low": low, "bound": allowed})
   return out
+
+
+def fpr_upper(fpr: float, negatives: int, level: float = DEFAULT_LEVEL) -> float:
+  """The Clopper-Pearson upper end of the FPR of a threshold that let through at most
+  floor(fpr * negatives) of ``negatives`` non-members."""
+  return clopper_pearson(int(math.floor(fpr * negatives + 1e-9)), negatives, level)[1]
