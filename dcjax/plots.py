@@ -189,8 +189,9 @@ def accuracy_vs_epsilon(rows: list[dict], path: str, title: str = "") -> str:
   "epsilon_proven", "epsilon_lb"}] (None where absent)."""
   plt = _pyplot()
   fig, ax = plt.subplots(figsize=(6.4, 4.4))
+  palette = plt.get_cmap("tab20")  # a DP yardstick has more than 10 recipes
   for i, r in enumerate(rows):
-    color = f"C{i % 10}"
+    color = palette(i % 20)
     acc, std = 100 * r["accuracy"], 100 * r["accuracy_std"]
     if r.get("epsilon_proven") is not None:
       ax.errorbar(r["epsilon_proven"], acc, yerr=std, fmt="o", color=color, capsize=3,

@@ -206,7 +206,8 @@ PRESETS: dict[str, AuditConfig] = {
                          dm_iterations=30, dsa_iterations=3, dsa_outer_loop=1,
                          dsa_inner_loop=1, dc_iterations=3, dc_outer_loop=1, dc_inner_loop=1,
                          theory_iterations=100),
-    # under 20 minutes on 2 CPU cores, the README's main command
+    # the README's main command: the 7 condensation recipes in under 20 minutes on 2 CPU
+    # cores, the DP yardstick (4 x DP-SGD, NDPDC) about 30 more on the slower machines
     "default": AuditConfig(recipes=f"{DEFAULT_RECIPES},{DP_RECIPES}", canaries=32),
     **{f"{d}_ipc{i}": _paper(d, i) for d in ("fashion_mnist", "cifar10", "celeba")
        for i in (10, 50)},
