@@ -38,10 +38,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dcjax import checks
+from dcjax import accounting, checks
 from dcjax.augment import DEFAULT_STRATEGY
 from dcjax.condense import common
 from dcjax.nets import uses_batch_stats
+from dcjax.train.engine import poisson_capacity
 
 GROUP_SIZE = 50  # the reference's expected Poisson sample per class (Zheng & Li, L = 50)
 
@@ -75,13 +76,15 @@ class _Private:
   def steps(self) -> int:
     raise NotImplementedError
 
-  def mechanism(self):
-    """The accounted mechanism (``dcjax.accounting.SampledGaussian``)."""
-    from dcjax.accounting import SampledGaussian  # pylint: disable=import-outside-toplevel
+  def check_prepared(self) -> None:
     if None in (self.noise_multiplier, self.sample_rate, self.batch_real):
       raise ValueError(f"{type(self).__name__} is not prepared (noise, rate and slots are "
                        "filled by prepare(config, labels, num_classes, masks)).")
-    return SampledGaussian(float(self.noise_multiplier), float(self.sample_rate), self.steps,
+
+  def mechanism(self) -> accounting.SampledGaussian:
+    """The accounted mechanism."""
+    self.check_prepared()
+    return accounting.SampledGaussian(float(self.noise_multiplier), float(self.sample_rate), self.steps,
                            self.max_class_size, self.batch_real)
 
 
@@ -148,8 +151,6 @@ def prepare(cfg, labels, num_classes: int, masks=None):
   """``cfg`` with the sampling rate, the slots per class and the noise multiplier filled for
   runs whose IN examples are ``masks`` (M, N) (None: all of ``labels``); fields already set are
   kept. The noise is calibrated for ``cfg.epsilon`` at ``cfg.delta`` (PLD accountant)."""
-  from dcjax import accounting  # pylint: disable=import-outside-toplevel
-  from dcjax.train.engine import poisson_capacity  # pylint: disable=import-outside-toplevel
   labels = np.asarray(labels)
   masks = np.ones((1, len(labels)), bool) if masks is None else np.asarray(masks, bool)
   if masks.ndim == 1:
@@ -225,19 +226,13 @@ def ndpdc_loss(net: nn.Module, cfg: NDPDCConfig, images, variables, real, valid,
   return jnp.sum((jax.lax.stop_gradient(target) - mean_syn) ** 2)
 
 
-def _check_prepared(cfg):
-  if None in (cfg.noise_multiplier, cfg.sample_rate, cfg.batch_real):
-    raise ValueError(f"{type(cfg).__name__} must be prepared (dpdc.prepare) before a step: "
-                     "its noise, sampling rate and slots are unset.")
-
-
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
 def ndpdc_step(net: nn.Module, cfg: NDPDCConfig, num_classes: int, batch_real: int, images,
                opt_state, key, pool_x, pool_y, mask):
   """One NDPDC iteration on images (C*ipc, H, W, Ch). Returns (images, opt_state, loss).
   ``batch_real`` is ignored: the sample's slots are ``cfg.batch_real``."""
   del batch_real
-  _check_prepared(cfg)
+  cfg.check_prepared()
   if uses_batch_stats(net):
     raise ValueError("NDPDC clips each example's embedding; a BatchNorm network mixes the "
                      "examples of a batch. Use an instance-norm ConvNet.")
@@ -265,7 +260,7 @@ def ldpdc_step(net: nn.Module, cfg: LDPDCConfig, num_classes: int, batch_real: i
   """The whole of LDPDC: images (C*ipc, H, W, Ch) replaced by ipc noisy means per class, each
   of its own Poisson sample. Returns (images, opt_state, 0.0)."""
   del net, batch_real
-  _check_prepared(cfg)
+  cfg.check_prepared()
   ipc = images.shape[0] // num_classes
   if ipc != cfg.ipc:
     raise ValueError(f"LDPDCConfig.ipc={cfg.ipc} is what its epsilon was accounted for; the "

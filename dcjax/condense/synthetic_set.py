@@ -9,7 +9,7 @@ import flax.struct
 import jax
 import numpy as np
 
-from dcjax import checkpoint, io
+from dcjax import accounting, checkpoint, io
 from dcjax.data.preprocessing import Preprocessing
 
 
@@ -43,7 +43,6 @@ class SyntheticSet:
     accounted mechanism; None for the others (and for configs loaded back as dicts)."""
     if not hasattr(self.config, "mechanism"):
       return None
-    from dcjax import accounting  # pylint: disable=import-outside-toplevel
     mech = self.config.mechanism()
     return {"epsilon": accounting.epsilon(mech, self.config.delta), "delta": self.config.delta,
             "accountant": "pld", "mechanism": dataclasses.asdict(mech)}

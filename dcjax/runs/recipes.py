@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import jax
 import numpy as np
 
+from dcjax import accounting
 from dcjax.condense import condense, condense_many, get_condenser, random_subset
 from dcjax.condense.common import effective_batch_real
 from dcjax.condense.runner import dataset_preset, split_run_key
@@ -286,7 +287,6 @@ class DPSGD(Real):
         raise ValueError(f"Recipe dpsgd needs {name} {expected}, got {getattr(self, name)!r}.")
 
   def train_config(self, base, keep=None):
-    from dcjax import accounting  # pylint: disable=import-outside-toplevel
     if keep is None:
       raise ValueError("dpsgd calibrates its noise to the runs' keep masks; none given.")
     counts = np.asarray(keep, bool).sum(1)
@@ -299,7 +299,6 @@ class DPSGD(Real):
     return dataclasses.replace(cfg, dp_noise=sigma)
 
   def mechanism(self, base, pool, keep):
-    from dcjax import accounting  # pylint: disable=import-outside-toplevel
     del pool
     counts = np.asarray(keep, bool).sum(1)
     return accounting.dpsgd_mechanism(self.train_config(base, keep), int(counts.min()),
