@@ -1,6 +1,7 @@
 """Seconds per outer iteration of a condenser on the reference shapes; prints one JSON object.
 
     python benchmarks/condense_step.py --method dm --ipc 10
+    python benchmarks/condense_step.py --method mtt --ipc 10 [--no-remat] [--unroll 1]
 
 Shapes: a seeded synthetic pool of 10 classes x 500 real 32x32x3 images per class, ConvNet
 width 128 (torch-like init, as the reference), batch_real 256, default DSA strategy for dm and
@@ -11,6 +12,11 @@ minus median" would count that as compilation); ``sec_per_iter`` is the median o
 ``--repeats`` executions after it. For dc/dsa, an iteration is ``outer_loop`` image steps with ``inner_loop`` network
 epochs between them; by default the pieces are timed separately and the full iteration is
 implied from them (``implied: true`` in the JSON); ``--full`` times whole iterations.
+
+MTT steps from expert trajectories of random parameters (the timing and memory of a step do
+not depend on what the experts learned); FRePo with its online pool. For the jitted steps
+(dm, mtt, frepo) ``memory`` is XLA's ``memory_analysis()`` of the compiled step: the bytes of
+its arguments, outputs and temporaries (``temp_bytes``: what rematerialisation saves).
 """
 
 from __future__ import annotations
@@ -50,13 +56,26 @@ def _timed(fn, static: tuple, dynamic_of, repeats: int) -> dict:
     start = time.perf_counter()
     jax.block_until_ready(compiled(*dynamic_of(r)))
     times.append(time.perf_counter() - start)
-  return {"compile": compile_sec, "first_run": times[0], "median": statistics.median(times[1:])}
+  mem = compiled.memory_analysis()
+  memory = None if mem is None else {
+      "temp_bytes": int(mem.temp_size_in_bytes), "argument_bytes": int(mem.argument_size_in_bytes),
+      "output_bytes": int(mem.output_size_in_bytes)}
+  return {"compile": compile_sec, "first_run": times[0], "median": statistics.median(times[1:]),
+          "memory": memory}
+
+
+def _fake_experts(key, net, cfg, images, num_experts: int = 2):
+  """Expert trajectories (E, trajectory_epochs + 1, ...) of random parameters."""
+  params = jax.vmap(lambda k: net.init(k, images[:1])["params"])(
+      jax.random.split(key, num_experts * (cfg.trajectory_epochs + 1)))
+  return jax.tree.map(lambda a: a.reshape(num_experts, cfg.trajectory_epochs + 1, *a.shape[1:]),
+                      params)
 
 
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--method", default="dm", choices=["dm", "dc", "dsa"])
+  parser.add_argument("--method", default="dm", choices=["dm", "dc", "dsa", "mtt", "frepo"])
   parser.add_argument("--ipc", type=int, default=10)
   parser.add_argument("--repeats", type=int, default=5, help="timed iterations (median)")
   parser.add_argument("--full", action="store_true", help="dc/dsa: time whole iterations")
@@ -68,6 +87,11 @@ def main(argv=None) -> dict:
   parser.add_argument("--real-chunk", default="0",
                       help="real images per embedding / gradient chunk: 0 per backend, 'none' "
                       "one pass (default: 0)")
+  parser.add_argument("--no-remat", action="store_true",
+                      help="mtt: no jax.checkpoint around the student steps")
+  parser.add_argument("--unroll", type=int, default=0,
+                      help="mtt: scan unrolling of the student steps (0: per backend)")
+  parser.add_argument("--syn-steps", type=int, default=None, help="mtt: student steps N")
   args = parser.parse_args(argv)
 
   pool, _ = load_dataset("synthetic", num_classes=NUM_CLASSES, train_per_class=PER_CLASS,
@@ -76,28 +100,39 @@ def main(argv=None) -> dict:
   cfg = spec.preset(args.ipc)
   if args.batch_real is not None:
     cfg = dataclasses.replace(cfg, batch_real=args.batch_real)
-  cfg = dataclasses.replace(cfg, real_chunk=None if args.real_chunk == "none"
-                            else int(args.real_chunk))
+  if args.method == "mtt":
+    cfg = dataclasses.replace(cfg, remat=not args.no_remat, unroll=args.unroll,
+                              syn_steps=args.syn_steps or cfg.syn_steps)
+  if hasattr(cfg, "real_chunk"):
+    cfg = dataclasses.replace(cfg, real_chunk=None if args.real_chunk == "none"
+                              else int(args.real_chunk))
   net = common.condensing_net(cfg, NUM_CLASSES)
   if args.conv_impl != "auto":  # also for DM, whose config has no conv_impl
     net = net.clone(conv_impl=common.resolve_conv_impl(args.conv_impl))
   px, py = jnp.asarray(pool.images), jnp.asarray(pool.labels)
   images, _ = common.init_images(jax.random.key(0), px, py, NUM_CLASSES, args.ipc, "real")
-  opt_state = spec.init_state(cfg, images)
   key = jax.random.key(1)
+  opt_state = spec.initial_state(cfg, images, jax.random.fold_in(key, 7), net, NUM_CLASSES)
   result = {"method": args.method, "ipc": args.ipc, "backend": jax.default_backend(),
             "num_classes": NUM_CLASSES, "real_per_class": PER_CLASS, "image_shape": list(SHAPE),
             "synthetic_images": NUM_CLASSES * args.ipc, "batch_real": cfg.batch_real,
             "net": f"{cfg.net} (width 128, {cfg.init_scheme} init, {net.conv_impl} conv)",
-            "real_chunk": cfg.real_chunk,
-            "dsa_strategy": cfg.dsa_strategy, "repeats": args.repeats}
+            "real_chunk": getattr(cfg, "real_chunk", None),
+            "dsa_strategy": getattr(cfg, "dsa_strategy", None), "repeats": args.repeats}
 
-  if args.method == "dm":
+  if args.method in ("dm", "mtt", "frepo"):
+    extra = ()
+    if args.method == "mtt":
+      extra = (_fake_experts(jax.random.key(2), net, cfg, images),)
+      result.update({"syn_steps": cfg.syn_steps, "remat": cfg.remat,
+                     "unroll": cfg.unroll or ("full" if jax.default_backend() == "cpu" else 1),
+                     "parameters": sum(int(a.size) // (a.shape[0] * a.shape[1])
+                                       for a in jax.tree.leaves(extra[0]))})
     t = _timed(spec.step, (net, cfg, NUM_CLASSES, cfg.batch_real), lambda r: (
-        images, opt_state, jax.random.fold_in(key, r), px, py, None), args.repeats)
+        images, opt_state, jax.random.fold_in(key, r), px, py, None, *extra), args.repeats)
     result.update({"sec_per_iter": round(t["median"], 4), "implied": False,
                    "compile_sec": round(t["compile"], 2),
-                   "first_run_sec": round(t["first_run"], 2)})
+                   "first_run_sec": round(t["first_run"], 2), "memory": t["memory"]})
   elif args.full:  # a DC/DSA iteration is driven from Python: first call minus median
     times = []
     for r in range(args.repeats + 1):

@@ -54,8 +54,9 @@ def key_digest(key: jax.Array) -> list[int]:
 
 def bind_directory(directory: str, fingerprint: dict[str, Any], overwrite: bool = False) -> str:
   """Claims ``directory`` for the step checkpoints of ``fingerprint`` (see ``dcjax.workdir``):
-  a directory that dcjax did not write is refused; ``overwrite`` discards only its ``steps``."""
-  return workdir.claim(directory, fingerprint, owned=("steps",), recompute=overwrite)
+  a directory that dcjax did not write is refused; ``overwrite`` discards only its ``steps``
+  and ``context`` (a condenser's per-run setup stage, such as MTT's expert trajectories)."""
+  return workdir.claim(directory, fingerprint, owned=("steps", "context"), recompute=overwrite)
 
 
 class StepCheckpointer:

@@ -44,6 +44,15 @@ METHOD_FLAGS = {  # flag -> (config field, type, help)
                 "(noise calibrated with the PLD accountant)"),
     "delta": ("delta", float, "ndpdc/ldpdc only: the target delta"),
     "group_size": ("group_size", int, "ndpdc/ldpdc only: expected Poisson sample per class"),
+    "syn_steps": ("syn_steps", int, "mtt only: unrolled student steps per iteration"),
+    "expert_epochs": ("expert_epochs", int, "mtt only: expert epochs the student steps match"),
+    "max_start_epoch": ("max_start_epoch", int, "mtt only: start epochs drawn below this"),
+    "num_experts": ("num_experts", int, "mtt only: expert trajectories trained per run"),
+    "lr_lr": ("lr_lr", float, "mtt only: learning rate of the student's step size"),
+    "lr_syn_init": ("lr_syn_init", float, "mtt only: initial student step size"),
+    "pool_size": ("pool_size", int, "frepo only: online networks in the pool"),
+    "max_online_updates": ("max_online_updates", int, "frepo only: steps of an online "
+                           "network before it is re-initialised"),
 }
 
 
@@ -130,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
                       checkpoint_every=args.checkpoint_every, progress=True)
     save_synthetic_set(synset_dir, synset)
   condense_seconds = time.time() - start
-  plots.image_grid(synset.pixels(), synset.labels, synset.num_classes,
+  plots.image_grid(synset.pixels(), synset.hard_labels(), synset.num_classes,
                    os.path.join(out, "images.png"),
                    title=f"{args.method} ipc={args.ipc} {init} init, {args.dataset}")
 
@@ -141,8 +150,9 @@ def main(argv: list[str] | None = None) -> dict:
   start = time.time()
   acc = evaluate(k_eval, synset, test_set, nets, args.eval_models, eval_cfg, progress=True)
   baseline_set = random_subset(k_base, train_set, args.ipc, seed=args.seed)
-  base = evaluate(k_eval, baseline_set, test_set, nets, args.eval_models, eval_cfg,
-                  progress=True)
+  # the baseline by the protocol's own loss (a FRePo set's MSE is for its learned labels)
+  base = evaluate(k_eval, baseline_set, test_set, nets, args.eval_models,
+                  dataclasses.replace(eval_cfg, loss="xent"), progress=True)
   eval_seconds = time.time() - start
   result = {
       "dataset": args.dataset, "method": args.method, "ipc": args.ipc, "init": init,

@@ -125,7 +125,7 @@ def test_recipe_syntax_defaults_keywords_and_errors():
   assert parse("real", {"ipc": 4}) == Real()
   assert str(Condense("dm", 2)) == "condense(dm,2,real)"
   for text, message in [("kip(10)", "Unknown recipe 'kip'"),
-                        ("condense(mtt,10,real)", "Unknown condensation method 'mtt'"),
+                        ("condense(kip,10,real)", "Unknown condensation method 'kip'"),
                         ("random_subset()", "positive int ipc, got None"),
                         ("random_subset(x)", "invalid literal"),
                         ("condense(dm,1,real,2,3)", "beyond"),

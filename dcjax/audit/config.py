@@ -16,6 +16,8 @@ import dataclasses
 from dcjax import checks
 from dcjax.augment import strategy_for
 from dcjax.condense import dc as dc_lib
+from dcjax.condense import frepo as frepo_lib
+from dcjax.condense import mtt as mtt_lib
 from dcjax.condense import dataset_preset, get_condenser
 from dcjax.data import DATASET_NAMES
 from dcjax.data.canaries import CANARY_KINDS
@@ -86,6 +88,17 @@ class AuditConfig:
   # NDPDC (differentially private DM; recipe condense(ndpdc,epsilon=E)): iterations as DM's,
   # each one a composition of its accounted mechanism
   ndpdc_iterations: int = 200
+  # MTT (recipe condense(mtt,...)): per run, mtt_num_experts experts trained for
+  # mtt_max_start_epoch - 1 + mtt_expert_epochs epochs, then mtt_iterations iterations of
+  # mtt_syn_steps unrolled student steps (the paper: 5,000 x 30 with 100 experts, CIFAR-10)
+  mtt_iterations: int = 200
+  mtt_syn_steps: int = 20
+  mtt_expert_epochs: int = 2
+  mtt_max_start_epoch: int = 5
+  mtt_num_experts: int = 2
+  # FRePo (recipe condense(frepo,...)): iterations, real images per class per iteration
+  frepo_iterations: int = 200
+  frepo_batch_real: int = 64
   ssim_shortlist: int = 64  # SSIM nearest neighbours among this many L2-nearest images
   # worst-case examples planted in the pool (dcjax.data.canaries), IN for half of the runs
   # like every example; the strata of the attacks leave them out, the canary analysis
@@ -101,8 +114,10 @@ class AuditConfig:
     checks.positive_ints(self, "ipc", "epochs", "real_epochs", "dp_epochs", "batch_size",
                          "dm_iterations", "dm_batch_real", "dsa_iterations", "dsa_outer_loop",
                          "dsa_inner_loop", "dsa_batch_real", "dc_iterations", "dc_outer_loop", "dc_inner_loop",
-                         "dc_batch_real", "ndpdc_iterations", "ssim_shortlist",
-                         "theory_iterations")
+                         "dc_batch_real", "ndpdc_iterations", "mtt_iterations",
+                         "mtt_syn_steps", "mtt_expert_epochs", "mtt_max_start_epoch",
+                         "mtt_num_experts", "frepo_iterations", "frepo_batch_real",
+                         "ssim_shortlist", "theory_iterations")
     checks.positive_finite(self, "lr", "dp_lr")
     if self.canary_kind not in CANARY_KINDS:
       raise ValueError(f"AuditConfig.canary_kind must be one of {list(CANARY_KINDS)}, got "
@@ -192,7 +207,14 @@ def _paper(dataset: str, ipc: int) -> AuditConfig:
   the reference evaluation of synthetic-size sets (1000 epochs with non-Siamese DSA, which the
   published accuracies assume); `real` trains 50 epochs without augmentation."""
   outer, inner = dc_lib.loops_for_ipc(ipc)
+  mtt_cfg, frepo_cfg = mtt_lib.preset(ipc), frepo_lib.preset(ipc)
   return AuditConfig(dataset=dataset, ipc=ipc, runs=64, epochs=1000, train_augment=True,
+                     mtt_iterations=mtt_cfg.iterations, mtt_syn_steps=mtt_cfg.syn_steps,
+                     mtt_expert_epochs=mtt_cfg.expert_epochs,
+                     mtt_max_start_epoch=mtt_cfg.max_start_epoch,
+                     mtt_num_experts=mtt_cfg.num_experts,
+                     frepo_iterations=frepo_cfg.iterations,
+                     frepo_batch_real=frepo_cfg.batch_real,
                      real_epochs=50, real_augment=False,
                      dm_iterations=20_000, dm_batch_real=256, dsa_iterations=1000,
                      dsa_outer_loop=outer, dsa_inner_loop=inner, dsa_batch_real=256,

@@ -8,6 +8,7 @@ import jax
 import numpy as np
 
 from dcjax.augment import strategy_for
+from dcjax.condense.registry import condenser_names, get_condenser
 from dcjax.condense.synthetic_set import SyntheticSet
 from dcjax.data.dataset import Dataset
 from dcjax.nets import default_net, get_net
@@ -30,7 +31,10 @@ DC_MNIST_AUGMENT = "crop_scale_rotate"
 def reference_eval_config(method: str, dataset_name: str, epochs: int | None = None,
                           dsa: bool | None = None, **overrides) -> TrainConfig:
   """How the reference evaluates a set condensed by ``method``. ``dsa`` (None: by method)
-  overrides whether evaluation networks train with non-Siamese DSA."""
+  overrides whether evaluation networks train with non-Siamese DSA. Condensers that learn
+  their labels set the loss (FRePo: MSE to the learned rows)."""
+  if method in condenser_names() and "loss" not in overrides:
+    overrides["loss"] = get_condenser(method).train_loss
   if dsa is None and method == "dc":
     if dataset_name == "mnist":
       return TrainConfig(epochs=epochs or 1000, augment=DC_MNIST_AUGMENT, **overrides)

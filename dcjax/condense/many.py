@@ -27,8 +27,9 @@ from tqdm.auto import tqdm
 from dcjax import checkpoint as ckpt
 from dcjax.condense import common
 from dcjax.condense.registry import Condenser, get_condenser
-from dcjax.condense.runner import nan_error, resolve_config, split_run_key, validate
-from dcjax.condense.synthetic_set import SyntheticSet, class_major_labels
+from dcjax.condense.runner import (initial_state, nan_error, released_labels, resolve_config,
+                                   run_context, split_run_key, validate)
+from dcjax.condense.synthetic_set import SyntheticSet
 from dcjax.data.dataset import Dataset
 from dcjax.sharding import run_mesh, shard_runs
 
@@ -49,16 +50,17 @@ def resolve_strategy(strategy: str, condenser: Condenser) -> str:
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5))
 def _scan_block(step, net, cfg, num_classes: int, batch_real: int, length: int, images,
-                opt_state, run_keys, start, pool_x, pool_y, masks):
+                opt_state, run_keys, start, pool_x, pool_y, masks, context=None):
   """``length`` iterations of every run from iteration ``start``: (images, opt_state, losses
-  (length, M))."""
+  (length, M)). context: the runs' setup context (leading axis M) or None."""
 
-  def one_run(im, opt, key, mask):
-    return step(net, cfg, num_classes, batch_real, im, opt, key, pool_x, pool_y, mask)
+  def one_run(im, opt, key, mask, ctx):
+    extra = () if ctx is None else (ctx,)
+    return step(net, cfg, num_classes, batch_real, im, opt, key, pool_x, pool_y, mask, *extra)
 
   def body(carry, i):
     keys = jax.vmap(lambda k: jax.random.fold_in(k, start + i))(run_keys)
-    im, opt, loss = jax.vmap(one_run)(*carry, keys, masks)
+    im, opt, loss = jax.vmap(one_run)(*carry, keys, masks, context)
     return (im, opt), loss
 
   (images, opt_state), losses = jax.lax.scan(body, (images, opt_state), jnp.arange(length))
@@ -109,11 +111,16 @@ def condense_many(keys: jax.Array, dataset: Dataset, method: str, ipc: int,
            for s, m in zip(split, masks)]
   state = {"images": jnp.stack([i[0] for i in inits]),
            "opt_state": jax.tree.map(lambda *xs: jnp.stack(xs),
-                                     *[condenser.init_state(cfg, i[0]) for i in inits])}
+                                     *[initial_state(condenser, cfg, i[0], s[0], net,
+                                                     num_classes)
+                                       for i, s in zip(inits, split)])}
   start, saver = 0, None
   if checkpoint_dir is not None:
     ckpt.bind_directory(checkpoint_dir, fingerprint(keys, dataset, method, ipc, init, cfg,
                                                     masks, how), overwrite=recompute)
+  context = run_context(condenser, net, cfg, [s[0] for s in split], pool_x, pool_y, masks,
+                        checkpoint_dir, progress)
+  if checkpoint_dir is not None:
     saver = ckpt.StepCheckpointer(checkpoint_dir)
     latest = saver.latest_step()
     if latest is not None:
@@ -121,7 +128,7 @@ def condense_many(keys: jax.Array, dataset: Dataset, method: str, ipc: int,
   mask_arr = jnp.asarray(masks)
   mesh = run_mesh(num_runs) if how == "vmap" else None
   if mesh is not None:
-    state, k_runs, mask_arr = shard_runs((state, k_runs, mask_arr), mesh)
+    state, k_runs, mask_arr, context = shard_runs((state, k_runs, mask_arr, context), mesh)
 
   bar = tqdm(total=cfg.iterations, initial=start, unit="it", disable=not progress,
              desc=f"{method} ipc={ipc} x {num_runs} runs ({how})")
@@ -131,11 +138,11 @@ def condense_many(keys: jax.Array, dataset: Dataset, method: str, ipc: int,
       if how == "vmap":
         images, opt_state, losses = _scan_block(
             condenser.traceable_step, net, cfg, num_classes, batch_real, length, state["images"],
-            state["opt_state"], k_runs, start, pool_x, pool_y, mask_arr)
+            state["opt_state"], k_runs, start, pool_x, pool_y, mask_arr, context)
         state = {"images": images, "opt_state": opt_state}
       else:
         state, losses = _loop_block(condenser, net, cfg, num_classes, batch_real, length,
-                                    state, k_runs, start, pool_x, pool_y, mask_arr)
+                                    state, k_runs, start, pool_x, pool_y, mask_arr, context)
       losses = np.asarray(losses)  # (length, M): the one host sync of the block
       _check_finite(losses, start, method, saver, checkpoint_dir)
       start += length
@@ -148,25 +155,30 @@ def condense_many(keys: jax.Array, dataset: Dataset, method: str, ipc: int,
     if saver is not None:
       saver.close()
 
-  labels = jnp.asarray(class_major_labels(num_classes, ipc))
-  return [SyntheticSet(images=state["images"][r], labels=labels, init_indices=inits[r][1],
+  pick = lambda tree, r: jax.tree.map(lambda a: a[r], tree)
+  return [SyntheticSet(images=state["images"][r],
+                       labels=released_labels(condenser, cfg, pick(state["opt_state"], r),
+                                              num_classes, ipc),
+                       init_indices=inits[r][1],
                        preprocessing=dataset.preprocessing, num_classes=num_classes, ipc=ipc,
                        method=method, init=init, config=cfg, source=dataset.name)
           for r in range(num_runs)]
 
 
 def _loop_block(condenser, net, cfg, num_classes, batch_real, length, state, k_runs, start,
-                pool_x, pool_y, masks):
+                pool_x, pool_y, masks, context=None):
   """The loop strategy: each iteration, each run's step (dispatched without waiting)."""
   runs = [(state["images"][r], jax.tree.map(lambda a, r=r: a[r], state["opt_state"]))
           for r in range(k_runs.shape[0])]
+  extras = [() if context is None else (jax.tree.map(lambda a, r=r: a[r], context),)
+            for r in range(k_runs.shape[0])]
   losses = []
   for it in range(start, start + length):
     row = []
     for r, (images, opt_state) in enumerate(runs):
       images, opt_state, loss = condenser.step(net, cfg, num_classes, batch_real, images,
                                                opt_state, jax.random.fold_in(k_runs[r], it),
-                                               pool_x, pool_y, masks[r])
+                                               pool_x, pool_y, masks[r], *extras[r])
       runs[r] = (images, opt_state)
       row.append(loss)
     losses.append(jnp.stack(row))

@@ -9,6 +9,15 @@ images per class per iteration), ``net`` and ``init_scheme``; its ``step`` is
 
 on images (num_classes * ipc, H, W, C), drawing every random number from ``key``.
 
+A condenser with ``setup`` (MTT: expert trajectories) computes a per-run context once, before
+the first iteration, as a stage of the run, and its ``step`` takes it as an eleventh argument:
+
+    setup(keys (M,), net, cfg, pool_x, pool_y, masks (M, N), progress) -> context, leading M axis
+
+A condenser with ``labels`` learns its labels (FRePo): ``labels(cfg, opt_state)`` gives the
+released set's soft labels (num_classes * ipc, num_classes), and ``train_loss`` is the loss a
+network is trained with on its sets ("mse" for FRePo's regression targets).
+
 A differentially private condenser also has ``prepare(config, labels, num_classes, masks)``,
 which fits its config to the IN examples of the runs (sampling, static shapes, the noise
 calibrated to the config's epsilon), and its prepared config has ``mechanism()``, the accounted
@@ -20,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
-from dcjax.condense import common, dc, dm, dpdc
+from dcjax.condense import common, dc, dm, dpdc, frepo, mtt
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +52,20 @@ class Condenser:
   # differentially private condensers: (config, labels (N,), num_classes, masks (M, N) or
   # None) -> the config fitted to those runs' IN examples, with its noise calibrated
   prepare: Callable | None = None
+  # per-run context computed once before the iterations (see the module docstring)
+  setup: Callable | None = None
+  # learned labels: (config, opt_state) -> (num_classes * ipc, num_classes); None: one-hot
+  labels: Callable | None = None
+  train_loss: str = "xent"  # TrainConfig.loss for networks trained on this condenser's sets
+  # True: init_state(config, images, key, net, num_classes), for condensers whose state holds
+  # networks of their own (FRePo's online pool); False: init_state(config, images)
+  init_with_net: bool = False
+
+  def initial_state(self, cfg, images, key, net, num_classes: int):
+    """The optimisation state of a run that starts from ``images``."""
+    if self.init_with_net:
+      return self.init_state(cfg, images, key, net, num_classes)
+    return self.init_state(cfg, images)
 
   @property
   def private(self) -> bool:
@@ -92,6 +115,13 @@ register_condenser(Condenser(
     "dsa", dc.DCConfig, dc.dsa_preset, dc.init_state, dc.step, "real", vectorised=True,
     summary="gradient matching with Siamese augmentation (Zhao & Bilen 2021)",
     pure_step=dc.pure_step))
+register_condenser(Condenser(
+    "mtt", mtt.MTTConfig, mtt.preset, mtt.init_state, mtt.step, "real", vectorised=True,
+    setup=mtt.setup, summary="matching training trajectories (Cazenavette et al. 2022)"))
+register_condenser(Condenser(
+    "frepo", frepo.FRePoConfig, frepo.preset, frepo.init_state, frepo.step, "real",
+    vectorised=True, labels=frepo.released_labels, train_loss="mse", init_with_net=True,
+    summary="neural feature regression with learned labels (Zhou et al. 2022)"))
 register_condenser(Condenser(
     "ndpdc", dpdc.NDPDCConfig, dpdc.ndpdc_preset, common.init_state, dpdc.ndpdc_step, "noise",
     inits=("noise",), vectorised=True, prepare=dpdc.prepare,

@@ -9,8 +9,8 @@ synthetic set as an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
-
 import math
+import os
 from typing import Any, Callable
 
 import jax
@@ -59,6 +59,40 @@ def split_run_key(key: jax.Array) -> tuple[jax.Array, jax.Array]:
   """(init key, iteration key) of a condensation run; init_only recipes reuse the init key."""
   k_init, k_run = jax.random.split(key)
   return k_init, k_run
+
+
+SETUP_STREAM = 0x5E70  # a condenser's setup keys: fold_in(init key of the run, SETUP_STREAM)
+STATE_STREAM = 0x57A7  # keys of a condenser's initial state (FRePo's pool), the same way
+
+
+def initial_state(condenser: Condenser, cfg, images, init_key, net, num_classes: int):
+  """A run's optimisation state, its random parts from ``fold_in(init_key, STATE_STREAM)``."""
+  return condenser.initial_state(cfg, images, jax.random.fold_in(init_key, STATE_STREAM), net,
+                                 num_classes)
+
+
+def run_context(condenser: Condenser, net, cfg, init_keys, pool_x, pool_y, masks,
+                checkpoint_dir: str | None = None, progress: bool = False):
+  """The per-run context (leading axis M) of a condenser with ``setup``, None for the others:
+  run r's from ``fold_in(init_keys[r], SETUP_STREAM)``. With ``checkpoint_dir`` it is the stage
+  ``checkpoint_dir/context`` (the directory is bound to the runs' fingerprint), computed once
+  and loaded by a resumed run."""
+  if condenser.setup is None:
+    return None
+  keys = jnp.stack([jax.random.fold_in(k, SETUP_STREAM) for k in init_keys])
+  compute = lambda: condenser.setup(keys, net, cfg, pool_x, pool_y, np.asarray(masks, bool),
+                                    progress)
+  if checkpoint_dir is None:
+    return compute()
+  return ckpt.Stage(os.path.join(checkpoint_dir, "context"), {"setup": condenser.name}
+                    ).load_or_compute(compute)
+
+
+def released_labels(condenser: Condenser, cfg, opt_state, num_classes: int, ipc: int):
+  """The labels of a released set: learned ones (soft, (C*ipc, C)) or class-major hard ones."""
+  if condenser.labels is not None:
+    return jnp.asarray(condenser.labels(cfg, opt_state), jnp.float32)
+  return jnp.asarray(class_major_labels(num_classes, ipc))
 
 
 def fingerprint(key, dataset: Dataset, method: str, ipc: int, init: str, cfg, mask) -> dict:
@@ -123,11 +157,16 @@ def condense(key: jax.Array, dataset: Dataset, method: str = "dm", ipc: int = 10
 
   k_init, k_run = split_run_key(key)
   images, init_idx = common.init_images(k_init, pool_x, pool_y, num_classes, ipc, init, mask_arr)
-  opt_state = spec.init_state(cfg, images)
+  opt_state = initial_state(spec, cfg, images, k_init, net, num_classes)
   start = 0
   saver = None
   if checkpoint_dir is not None:
     ckpt.bind_directory(checkpoint_dir, fingerprint(key, dataset, method, ipc, init, cfg, mask))
+  members = np.ones((1, len(dataset)), bool) if mask is None else np.asarray(mask)[None]
+  context = run_context(spec, net, cfg, k_init[None], pool_x, pool_y, members, checkpoint_dir,
+                        progress)
+  extra = () if context is None else (jax.tree.map(lambda a: a[0], context),)
+  if checkpoint_dir is not None:
     saver = ckpt.StepCheckpointer(checkpoint_dir)
     latest = saver.latest_step()
     if latest is not None:
@@ -140,7 +179,7 @@ def condense(key: jax.Array, dataset: Dataset, method: str = "dm", ipc: int = 10
     for it in range(start, cfg.iterations):
       images, opt_state, loss = spec.step(net, cfg, num_classes, batch_real, images, opt_state,
                                           jax.random.fold_in(k_run, it), pool_x, pool_y,
-                                          mask_arr)
+                                          mask_arr, *extra)
       loss = float(loss)
       if not math.isfinite(loss):
         last = None if saver is None else saver.latest_step()
@@ -159,7 +198,7 @@ def condense(key: jax.Array, dataset: Dataset, method: str = "dm", ipc: int = 10
       saver.close()
 
   return SyntheticSet(
-      images=images, labels=jnp.asarray(class_major_labels(num_classes, ipc)),
+      images=images, labels=released_labels(spec, cfg, opt_state, num_classes, ipc),
       init_indices=init_idx, preprocessing=dataset.preprocessing, num_classes=num_classes,
       ipc=ipc, method=method, init=init, config=cfg, seed=seed, source=dataset.name)
 

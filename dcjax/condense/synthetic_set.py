@@ -16,7 +16,9 @@ from dcjax.data.preprocessing import Preprocessing
 @flax.struct.dataclass
 class SyntheticSet:
   """images: (num_classes * ipc, H, W, C) float32 in the source dataset's normalised space,
-  class-major (class c holds rows c*ipc .. c*ipc+ipc-1). labels: (num_classes * ipc,) int32.
+  class-major (class c holds rows c*ipc .. c*ipc+ipc-1). labels: (num_classes * ipc,) int32,
+  or (num_classes * ipc, num_classes) float32 soft labels for condensers that learn them
+  (FRePo: regression targets, trained on with the MSE loss).
   init_indices: (num_classes * ipc,) int32 pool indices of the real images each synthetic
   image started from (-1 for noise init). ``config`` is the method's frozen config.
   """
@@ -32,6 +34,11 @@ class SyntheticSet:
   config: Any = flax.struct.field(pytree_node=False, default=None)
   seed: int | None = flax.struct.field(pytree_node=False, default=None)
   source: str = flax.struct.field(pytree_node=False, default="")
+
+  def hard_labels(self) -> np.ndarray:
+    """(num_classes * ipc,) int labels: the labels, or the argmax of soft ones."""
+    labels = np.asarray(self.labels)
+    return labels.argmax(-1).astype(np.int32) if labels.ndim == 2 else labels
 
   def pixels(self) -> np.ndarray:
     """The images mapped back to pixel space (not clipped)."""

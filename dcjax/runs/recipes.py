@@ -244,6 +244,12 @@ class Condense(_PerClass):
                 for k in np.asarray(keep, bool))
     return dataclasses.replace(self, config=dataclasses.replace(self.config, batch_real=batch))
 
+  def train_config(self, base, keep=None):
+    """The condenser's loss for networks trained on its sets (FRePo's learned labels: MSE)."""
+    del keep
+    loss = get_condenser(self.method).train_loss
+    return base if base.loss == loss else dataclasses.replace(base, loss=loss)
+
   def build_training_set(self, key, pool, keep, progress=False):
     return _from_synset(condense(key, pool, self.method, self.ipc, self.init,
                                  mask=np.asarray(keep, bool), config=self._config(pool),

@@ -11,6 +11,7 @@ from dcjax.augment import parse_strategy
 STRATEGIES = ("auto", "loop", "scan")
 COMPUTE_DTYPES = ("float32", "bfloat16")
 SAMPLINGS = ("shuffle", "poisson")
+LOSSES = ("xent", "mse")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +39,9 @@ class TrainConfig:
     independently with rate q = batch_size / n_in, up to ``poisson_capacity(...)`` of them,
     a uniformly random subset when more are drawn; the loss is the sum over the batch divided
     by the expected batch size q * n_in). Poisson sampling is what DP accounting assumes.
+  loss: "xent" (softmax cross-entropy; with soft labels (N, C) against those rows) or "mse"
+    (0.5 * the squared error of the logits to the label rows, integer labels as centred one-hot
+    rows 1 - 1/C and -1/C: the loss FRePo trains and evaluates with on its learned labels).
   dp_clip: DP-SGD when set: every example's gradient is clipped to this L2 norm (inf: not
     clipped) before the batch's gradients are summed; ``dp_noise`` (the noise multiplier
     sigma) adds Gaussian noise of std sigma * dp_clip to the sum. Per-example gradients need
@@ -58,6 +62,7 @@ class TrainConfig:
   sampling: str = "shuffle"
   dp_clip: float | None = None
   dp_noise: float = 0.0
+  loss: str = "xent"
 
   def __post_init__(self):
     checks.positive_ints(self, "epochs", "batch_size", "models_per_chunk")
@@ -78,6 +83,8 @@ class TrainConfig:
                        f"{self.microbatch!r}.")
     if self.augment is not None:
       parse_strategy(self.augment)
+    if self.loss not in LOSSES:
+      raise ValueError(f"TrainConfig.loss must be one of {LOSSES}, got {self.loss!r}.")
     if self.sampling not in SAMPLINGS:
       raise ValueError(f"TrainConfig.sampling must be one of {SAMPLINGS}, got "
                        f"{self.sampling!r}.")

@@ -12,10 +12,11 @@ parameters up to float reassociation:
   caps memory. With several local devices a chunk's model axis is sharded over the ``runs``
   mesh (``dcjax.sharding``).
 
-Data: a pool (N, H, W, C) with labels (N,); each model trains on the examples its mask keeps
-(or all), with optional per-example loss weights. An epoch visits that model's IN examples in a
-fresh random order, in batches of ``batch_size`` (the last one partial, as torch's
-drop_last=False), so the shapes stay static while the number of IN examples varies per model.
+Data: a pool (N, H, W, C) with labels (N,) int or soft labels (N, C) float; each model trains
+on the examples its mask keeps (or all), with optional per-example loss weights. An epoch
+visits that model's IN examples in a fresh random order, in batches of ``batch_size`` (the
+last one partial, as torch's drop_last=False), so the shapes stay static while the number of
+IN examples varies per model.
 """
 
 from __future__ import annotations
@@ -138,8 +139,22 @@ def _loss_fn(plan: _Plan, params, extra, xb, yb, wb):
     updates = jax.tree.map(lambda u: u.astype(jnp.float32), updates)
   else:
     logits, updates = plan.net.apply(variables, xb, train=True), {}
-  losses = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), yb)
-  return jnp.sum(wb * losses), updates
+  return jnp.sum(wb * example_losses(plan.cfg.loss, logits.astype(jnp.float32), yb)), updates
+
+
+def centred_one_hot(labels: jax.Array, num_classes: int) -> jax.Array:
+  """(N,) int -> (N, C) rows of 1 - 1/C at the label and -1/C elsewhere (FRePo's targets)."""
+  return jax.nn.one_hot(labels, num_classes) - 1.0 / num_classes
+
+
+def example_losses(loss: str, logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Per-example losses (N,) of logits (N, C) against labels (N,) int or (N, C) float rows."""
+  if loss == "mse":
+    targets = labels if labels.ndim == 2 else centred_one_hot(labels, logits.shape[-1])
+    return 0.5 * jnp.sum((logits - targets) ** 2, axis=-1)
+  if labels.ndim == 2:
+    return optax.softmax_cross_entropy(logits, labels)
+  return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
 
 
 NOISE_STREAM = 0x6E6F6973  # DP noise keys: fold_in(fold_in(aug_key, NOISE_STREAM), step)
@@ -223,8 +238,10 @@ def _prepare(net, pool_x, pool_y, cfg, masks, example_weights, num_models):
   if pool_x.ndim != 4:
     raise ValueError(f"Training images must be (N, H, W, C), got shape {pool_x.shape}.")
   n = pool_x.shape[0]
-  if pool_y.shape != (n,):
-    raise ValueError(f"labels must have shape ({n},), got {pool_y.shape}.")
+  if pool_y.shape[:1] != (n,) or pool_y.ndim not in (1, 2) or (
+      pool_y.ndim == 2 and not jnp.issubdtype(pool_y.dtype, jnp.floating)):
+    raise ValueError(f"labels must be ({n},) int or ({n}, num_classes) float soft labels, got "
+                     f"{pool_y.dtype} {pool_y.shape}.")
   if masks is None:
     masks = np.ones((num_models, n), bool)
   masks = np.asarray(masks, bool)
@@ -291,9 +308,16 @@ def _split_key(key):
   return init_key, order_key, aug_key
 
 
-def _train_one_loop(plan, key, pool_x, pool_y, mask, weights, bar=None):
+def _stack(trees):
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def _train_one_loop(plan, key, pool_x, pool_y, mask, weights, bar=None, trajectory=False):
   init_key, order_key, aug_key = _split_key(key)
   state = _init_state(plan, init_key, pool_x[:1])
+  # copies: the step donates its state's buffers
+  snapshot = lambda: jax.tree.map(jnp.copy, state[0]["params"])
+  snapshots = [snapshot()] if trajectory else []
   mask = jnp.asarray(mask)
   weights = jnp.asarray(weights)
   n_in = jnp.sum(mask).astype(jnp.int32)
@@ -307,15 +331,19 @@ def _train_one_loop(plan, key, pool_x, pool_y, mask, weights, bar=None):
       if s * plan.batch_size < members:  # a model with fewer members than the largest has
         loss = step_loss                 # empty (no-op) last steps: show its last real loss
       step += 1
+    if trajectory:
+      snapshots.append(snapshot())
     if bar is not None:
       bar.update(1)
       if epoch % 10 == 0 or epoch == plan.cfg.epochs - 1:
         bar.set_postfix(loss=f"{float(loss):.4f}")
-  return state[0]
+  return _stack(snapshots) if trajectory else state[0]
 
 
-def _train_one_scan(plan, key, pool_x, pool_y, mask, weights):
-  """The whole run of one model as nested lax.scan (epochs x steps). Traceable, vmappable."""
+def _train_one_scan(plan, key, pool_x, pool_y, mask, weights, trajectory=False):
+  """The whole run of one model as nested lax.scan (epochs x steps). Traceable, vmappable.
+  Returns its variables, or with ``trajectory`` its params after each epoch (epochs + 1, ...)
+  from the initial ones."""
   init_key, order_key, aug_key = _split_key(key)
   tx = make_optimizer(plan.cfg, plan.steps_per_epoch)
   variables = plan.net.init(init_key, pool_x[:1])
@@ -331,25 +359,31 @@ def _train_one_scan(plan, key, pool_x, pool_y, mask, weights):
                          aug_key, mask, order_key)
 
     state, losses = jax.lax.scan(step_body, state, jnp.arange(plan.steps_per_epoch))
-    return state, losses[-1]
+    return state, state[0]["params"] if trajectory else losses[-1]
 
-  state, _ = jax.lax.scan(epoch_body, state, jnp.arange(plan.cfg.epochs))
+  initial = variables["params"]
+  state, per_epoch = jax.lax.scan(epoch_body, state, jnp.arange(plan.cfg.epochs))
+  if trajectory:
+    return jax.tree.map(lambda a, rest: jnp.concatenate([a[None], rest]), initial, per_epoch)
   return state[0]
 
 
-@functools.partial(jax.jit, static_argnums=(0,))
-def _train_chunk_scan(plan, keys, pool_x, pool_y, masks, weights):
-  one = lambda k, m, w: _train_one_scan(plan, k, pool_x, pool_y, m, w)
+@functools.partial(jax.jit, static_argnums=(0, 6))
+def _train_chunk_scan(plan, keys, pool_x, pool_y, masks, weights, trajectory=False):
+  one = lambda k, m, w: _train_one_scan(plan, k, pool_x, pool_y, m, w, trajectory)
   return jax.vmap(one)(keys, masks, weights)
 
 
 def train_many(keys: jax.Array, net: nn.Module, pool_x, pool_y, cfg: TrainConfig = TrainConfig(),
-               masks=None, example_weights=None, progress: bool = False) -> Variables:
+               masks=None, example_weights=None, progress: bool = False,
+               trajectory: bool = False) -> Variables:
   """Trains one fresh network per key on its IN examples of a shared pool.
 
-  keys: (M,) PRNG keys. pool_x: (N, H, W, C) float32. pool_y: (N,) int. masks: (M, N) bool
-  (default: all IN). example_weights: (M, N) loss weights (default 1). Returns the variables
-  of the M networks stacked on a leading axis.
+  keys: (M,) PRNG keys. pool_x: (N, H, W, C) float32. pool_y: (N,) int or (N, C) float soft
+  labels. masks: (M, N) bool (default: all IN). example_weights: (M, N) loss weights (default
+  1). Returns the variables of the M networks stacked on a leading axis; with ``trajectory``,
+  instead their params at initialisation and after every epoch, (M, epochs + 1, ...) (MTT's
+  expert trajectories).
   """
   keys = jnp.asarray(keys)
   if keys.ndim != 1:
@@ -360,10 +394,10 @@ def train_many(keys: jax.Array, net: nn.Module, pool_x, pool_y, cfg: TrainConfig
   if resolve_strategy(cfg) == "loop":
     bar = tqdm(total=m * cfg.epochs, desc=f"train {m} model(s)", unit="epoch",
                disable=not progress)
-    outs = [_train_one_loop(plan, keys[i], pool_x, pool_y, masks[i], weights[i], bar)
-            for i in range(m)]
+    outs = [_train_one_loop(plan, keys[i], pool_x, pool_y, masks[i], weights[i], bar,
+                            trajectory) for i in range(m)]
     bar.close()
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
+    return _stack(outs)
   chunk = min(cfg.models_per_chunk, m)
   outs = []
   for start in tqdm(range(0, m, chunk), desc=f"train {m} model(s)", unit="chunk",
@@ -371,15 +405,17 @@ def train_many(keys: jax.Array, net: nn.Module, pool_x, pool_y, cfg: TrainConfig
     sl = slice(start, min(start + chunk, m))
     mesh = run_mesh(sl.stop - sl.start)  # several local devices: each trains its share
     k, mk, w = shard_runs((keys[sl], jnp.asarray(masks[sl]), jnp.asarray(weights[sl])), mesh)
-    outs.append(_train_chunk_scan(plan, k, pool_x, pool_y, mk, w))
+    outs.append(_train_chunk_scan(plan, k, pool_x, pool_y, mk, w, trajectory))
   return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outs)
 
 
 def train(key: jax.Array, net: nn.Module, x, y, cfg: TrainConfig = TrainConfig(),
-          example_weights=None, progress: bool = False) -> Variables:
-  """Trains one fresh network on (x (N, H, W, C), y (N,)); returns its variables."""
+          example_weights=None, progress: bool = False, trajectory: bool = False) -> Variables:
+  """Trains one fresh network on (x (N, H, W, C), y (N,) int or (N, C) soft); returns its
+  variables (with ``trajectory``: its params per epoch, see ``train_many``)."""
   weights = None if example_weights is None else np.asarray(example_weights)[None]
-  stacked = train_many(key[None], net, x, y, cfg, example_weights=weights, progress=progress)
+  stacked = train_many(key[None], net, x, y, cfg, example_weights=weights, progress=progress,
+                       trajectory=trajectory)
   return jax.tree.map(lambda a: a[0], stacked)
 
 
