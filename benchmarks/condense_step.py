@@ -41,7 +41,7 @@ from dcjax.data import load_dataset  # noqa: E402
 NUM_CLASSES, PER_CLASS, SHAPE = 10, 500, (32, 32, 3)
 
 
-def _timed(fn, static: tuple, dynamic_of, repeats: int) -> dict:
+def _timed(fn, static: tuple, dynamic_of, repeats: int, compile_only: bool = False) -> dict:
   """Compile ``fn`` ahead of time, then run it ``repeats + 1`` times.
 
   ``fn`` is a jitted function called as ``fn(*static, *dynamic_of(r))``. Returns seconds of
@@ -51,8 +51,8 @@ def _timed(fn, static: tuple, dynamic_of, repeats: int) -> dict:
   start = time.perf_counter()
   compiled = fn.lower(*static, *dynamic_of(0)).compile()
   compile_sec = time.perf_counter() - start
-  times = []
-  for r in range(repeats + 1):
+  times = [float("nan")] * 2
+  for r in range(0 if compile_only else repeats + 1):
     start = time.perf_counter()
     jax.block_until_ready(compiled(*dynamic_of(r)))
     times.append(time.perf_counter() - start)
@@ -92,6 +92,8 @@ def main(argv=None) -> dict:
   parser.add_argument("--unroll", type=int, default=0,
                       help="mtt: scan unrolling of the student steps (0: per backend)")
   parser.add_argument("--syn-steps", type=int, default=None, help="mtt: student steps N")
+  parser.add_argument("--compile-only", action="store_true",
+                      help="dm/mtt/frepo: compile and analyse memory, run nothing")
   args = parser.parse_args(argv)
 
   pool, _ = load_dataset("synthetic", num_classes=NUM_CLASSES, train_per_class=PER_CLASS,
@@ -129,7 +131,8 @@ def main(argv=None) -> dict:
                      "parameters": sum(int(a.size) // (a.shape[0] * a.shape[1])
                                        for a in jax.tree.leaves(extra[0]))})
     t = _timed(spec.step, (net, cfg, NUM_CLASSES, cfg.batch_real), lambda r: (
-        images, opt_state, jax.random.fold_in(key, r), px, py, None, *extra), args.repeats)
+        images, opt_state, jax.random.fold_in(key, r), px, py, None, *extra), args.repeats,
+        args.compile_only)
     result.update({"sec_per_iter": round(t["median"], 4), "implied": False,
                    "compile_sec": round(t["compile"], 2),
                    "first_run_sec": round(t["first_run"], 2), "memory": t["memory"]})

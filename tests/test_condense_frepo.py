@@ -104,11 +104,14 @@ def test_frepo_learns_images_and_soft_labels_and_resumes(pool, tmp_path):
   np.testing.assert_array_equal(loaded.labels, resumed.labels)
 
 
-def test_frepo_vmapped_over_runs_equals_condense_run_by_run(pool):
+def test_frepo_in_condense_many_equals_condense_run_by_run(pool):
+  """The loop strategy, which shares the programs of the test above (its vmapped step is
+  DM's and MTT's vmap path, tested in test_condense_many / test_condense_mtt; not run here
+  for the suite's time budget)."""
   keys = jax.random.split(jax.random.key(3), 2)
   masks = np.asarray(balanced_keep_masks(jax.random.key(4), 2, len(pool)))
-  cfg = TINY  # the programs of the test above (same worker, same module)
-  many = condense_many(keys, pool, "frepo", 1, "real", masks, cfg, strategy="vmap")
+  cfg = TINY
+  many = condense_many(keys, pool, "frepo", 1, "real", masks, cfg, strategy="loop")
   for one, key, mask in zip(many, keys, masks):
     ref = condense(key, pool, "frepo", 1, "real", mask=mask, config=cfg)
     np.testing.assert_allclose(one.images, ref.images, rtol=1e-4, atol=1e-5)

@@ -90,15 +90,20 @@ class AuditConfig:
   ndpdc_iterations: int = 200
   # MTT (recipe condense(mtt,...)): per run, mtt_num_experts experts trained for
   # mtt_max_start_epoch - 1 + mtt_expert_epochs epochs, then mtt_iterations iterations of
-  # mtt_syn_steps unrolled student steps (the paper: 5,000 x 30 with 100 experts, CIFAR-10)
-  mtt_iterations: int = 200
-  mtt_syn_steps: int = 20
+  # mtt_syn_steps unrolled student steps (the paper: 5,000 x 30 with 100 experts, CIFAR-10);
+  # on digits and 2 CPU cores an iteration of 10 steps takes about 3 s per run (README)
+  mtt_iterations: int = 100
+  mtt_syn_steps: int = 10
   mtt_expert_epochs: int = 2
   mtt_max_start_epoch: int = 5
   mtt_num_experts: int = 2
+  mtt_lr_syn_init: float = 0.01  # the student's initial step size (the paper's ipc 1 value)
   # FRePo (recipe condense(frepo,...)): iterations, real images per class per iteration
   frepo_iterations: int = 200
   frepo_batch_real: int = 64
+  # LAMB's step is relative to the images' norm: the reference's 3e-4 moves them little in
+  # the few hundred iterations a CPU affords
+  frepo_lr_img: float = 3e-3
   ssim_shortlist: int = 64  # SSIM nearest neighbours among this many L2-nearest images
   # worst-case examples planted in the pool (dcjax.data.canaries), IN for half of the runs
   # like every example; the strata of the attacks leave them out, the canary analysis
@@ -118,7 +123,7 @@ class AuditConfig:
                          "mtt_syn_steps", "mtt_expert_epochs", "mtt_max_start_epoch",
                          "mtt_num_experts", "frepo_iterations", "frepo_batch_real",
                          "ssim_shortlist", "theory_iterations")
-    checks.positive_finite(self, "lr", "dp_lr")
+    checks.positive_finite(self, "lr", "dp_lr", "mtt_lr_syn_init", "frepo_lr_img")
     if self.canary_kind not in CANARY_KINDS:
       raise ValueError(f"AuditConfig.canary_kind must be one of {list(CANARY_KINDS)}, got "
                        f"{self.canary_kind!r}.")
@@ -212,7 +217,8 @@ def _paper(dataset: str, ipc: int) -> AuditConfig:
                      mtt_iterations=mtt_cfg.iterations, mtt_syn_steps=mtt_cfg.syn_steps,
                      mtt_expert_epochs=mtt_cfg.expert_epochs,
                      mtt_max_start_epoch=mtt_cfg.max_start_epoch,
-                     mtt_num_experts=mtt_cfg.num_experts,
+                     mtt_num_experts=mtt_cfg.num_experts, mtt_lr_syn_init=mtt_cfg.lr_syn_init,
+                     frepo_lr_img=frepo_cfg.lr_img,
                      frepo_iterations=frepo_cfg.iterations,
                      frepo_batch_real=frepo_cfg.batch_real,
                      real_epochs=50, real_augment=False,
@@ -227,7 +233,8 @@ PRESETS: dict[str, AuditConfig] = {
     "quick": AuditConfig(runs=4, pool_size=400, ipc=5, epochs=100, real_epochs=100,
                          dm_iterations=30, dsa_iterations=3, dsa_outer_loop=1,
                          dsa_inner_loop=1, dc_iterations=3, dc_outer_loop=1, dc_inner_loop=1,
-                         theory_iterations=100),
+                         theory_iterations=100, mtt_iterations=5, mtt_syn_steps=5,
+                         mtt_max_start_epoch=2, mtt_num_experts=1, frepo_iterations=20),
     # the README's main command: the 7 condensation recipes in under 20 minutes on 2 CPU
     # cores, the DP yardstick (4 x DP-SGD, NDPDC) about 30 more on the slower machines
     "default": AuditConfig(recipes=f"{DEFAULT_RECIPES},{DP_RECIPES}", canaries=32),
