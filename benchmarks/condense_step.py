@@ -51,7 +51,7 @@ def _timed(fn, static: tuple, dynamic_of, repeats: int, compile_only: bool = Fal
   start = time.perf_counter()
   compiled = fn.lower(*static, *dynamic_of(0)).compile()
   compile_sec = time.perf_counter() - start
-  times = [float("nan")] * 2
+  times = [float("nan")] * 2 if compile_only else []
   for r in range(0 if compile_only else repeats + 1):
     start = time.perf_counter()
     jax.block_until_ready(compiled(*dynamic_of(r)))
