@@ -19,7 +19,7 @@ from dcjax.train.engine import centred_one_hot
 
 # batch_real 1: no run's smallest class caps it, so condense_many's runs equal condense's
 TINY = frepo.FRePoConfig(iterations=4, lr_img=1e-2, batch_real=1, pool_size=2,
-                         max_online_updates=1, online_batch=4, net="ConvNetD1")
+                         max_online_updates=1, online_batch=4, net="MLP")
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from dcjax.train import init_variables, train_many
 
 TINY = mtt.MTTConfig(iterations=4, syn_steps=3, expert_epochs=1, max_start_epoch=2,
                      num_experts=2, lr_img=0.1, lr_lr=1e-3, lr_syn_init=0.01, batch_expert=8,
-                     dsa_strategy=None, net="ConvNetD1")
+                     dsa_strategy=None, net="MLP")
 
 
 @pytest.fixture(scope="module")
