@@ -27,8 +27,9 @@ from tqdm.auto import tqdm
 from dcjax import checkpoint as ckpt
 from dcjax.condense import common
 from dcjax.condense.registry import Condenser, get_condenser
-from dcjax.condense.runner import (initial_state, nan_error, released_labels, resolve_config,
-                                   run_context, split_run_key, validate)
+from dcjax.condense.runner import (context_args, initial_state, nan_error, released_labels,
+                                   resolve_config, run_context, run_slice, split_run_key,
+                                   validate)
 from dcjax.condense.synthetic_set import SyntheticSet
 from dcjax.data.dataset import Dataset
 from dcjax.sharding import run_mesh, shard_runs
@@ -55,8 +56,8 @@ def _scan_block(step, net, cfg, num_classes: int, batch_real: int, length: int, 
   (length, M)). context: the runs' setup context (leading axis M) or None."""
 
   def one_run(im, opt, key, mask, ctx):
-    extra = () if ctx is None else (ctx,)
-    return step(net, cfg, num_classes, batch_real, im, opt, key, pool_x, pool_y, mask, *extra)
+    return step(net, cfg, num_classes, batch_real, im, opt, key, pool_x, pool_y, mask,
+                *context_args(ctx))
 
   def body(carry, i):
     keys = jax.vmap(lambda k: jax.random.fold_in(k, start + i))(run_keys)
@@ -155,9 +156,8 @@ def condense_many(keys: jax.Array, dataset: Dataset, method: str, ipc: int,
     if saver is not None:
       saver.close()
 
-  pick = lambda tree, r: jax.tree.map(lambda a: a[r], tree)
   return [SyntheticSet(images=state["images"][r],
-                       labels=released_labels(condenser, cfg, pick(state["opt_state"], r),
+                       labels=released_labels(condenser, cfg, run_slice(state["opt_state"], r),
                                               num_classes, ipc),
                        init_indices=inits[r][1],
                        preprocessing=dataset.preprocessing, num_classes=num_classes, ipc=ipc,
@@ -168,10 +168,9 @@ def condense_many(keys: jax.Array, dataset: Dataset, method: str, ipc: int,
 def _loop_block(condenser, net, cfg, num_classes, batch_real, length, state, k_runs, start,
                 pool_x, pool_y, masks, context=None):
   """The loop strategy: each iteration, each run's step (dispatched without waiting)."""
-  runs = [(state["images"][r], jax.tree.map(lambda a, r=r: a[r], state["opt_state"]))
+  runs = [(state["images"][r], run_slice(state["opt_state"], r))
           for r in range(k_runs.shape[0])]
-  extras = [() if context is None else (jax.tree.map(lambda a, r=r: a[r], context),)
-            for r in range(k_runs.shape[0])]
+  extras = [context_args(context, r) for r in range(k_runs.shape[0])]
   losses = []
   for it in range(start, start + length):
     row = []

@@ -88,6 +88,19 @@ def run_context(condenser: Condenser, net, cfg, init_keys, pool_x, pool_y, masks
                     ).load_or_compute(compute)
 
 
+def run_slice(tree, run: int):
+  """Run ``run``'s part of a tree stacked over runs (leading axis M)."""
+  return jax.tree.map(lambda a: a[run], tree)
+
+
+def context_args(context, run: int | None = None) -> tuple:
+  """The extra ``step`` arguments of a run: () without a setup context, else (its context,):
+  run ``run``'s part of a stacked context, or ``context`` itself when ``run`` is None."""
+  if context is None:
+    return ()
+  return (context if run is None else run_slice(context, run),)
+
+
 def released_labels(condenser: Condenser, cfg, opt_state, num_classes: int, ipc: int):
   """The labels of a released set: learned ones (soft, (C*ipc, C)) or class-major hard ones."""
   if condenser.labels is not None:
@@ -165,7 +178,7 @@ def condense(key: jax.Array, dataset: Dataset, method: str = "dm", ipc: int = 10
   members = np.ones((1, len(dataset)), bool) if mask is None else np.asarray(mask)[None]
   context = run_context(spec, net, cfg, k_init[None], pool_x, pool_y, members, checkpoint_dir,
                         progress)
-  extra = () if context is None else (jax.tree.map(lambda a: a[0], context),)
+  extra = context_args(context, 0)
   if checkpoint_dir is not None:
     saver = ckpt.StepCheckpointer(checkpoint_dir)
     latest = saver.latest_step()
