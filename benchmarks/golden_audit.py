@@ -1,5 +1,9 @@
 """Runs an audit preset and compares its metrics with a golden copy stored before a refactor.
 
+Runs under the test suite's XLA flags (tests/xla_flags.py), which the golden copies record;
+`golden_quick.json` was written before they existed, so it reads as another machine until it is
+rewritten.
+
     python benchmarks/golden_audit.py --preset quick      # ~3 min on 2 CPU cores
     python benchmarks/golden_audit.py --preset tiny --write --why "issue 12: torch init"
 
@@ -24,6 +28,12 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
+
+# the golden copies are the test suite's reference: computed under its XLA flags, before jax
+# starts (tests/xla_flags.py)
+from tests.xla_flags import use_test_xla_flags  # noqa: E402
+
+use_test_xla_flags()
 
 from dcjax.audit import get_preset, run_audit  # noqa: E402
 from tests.golden import TINY, compare_with_golden, machine_identity, metrics_view  # noqa: E402

@@ -12,8 +12,10 @@ import os
 import shutil
 import tempfile
 
-# Keep the test run deterministic and single-host; must be set before jax initialises.
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+from tests.xla_flags import use_test_xla_flags
+
+# One host device and fast compilation (tests/xla_flags.py); before jax initialises.
+use_test_xla_flags()
 # One XLA compilation cache for this pytest run, shared by the pytest-xdist workers (they inherit
 # the controller's environment): many tests build the same programs, and compiling dominates a
 # tiny test on CPU. A fresh directory per run, so the suite's time is that of a fresh clone.

@@ -9,6 +9,7 @@ which is a resampling of the curves whose metrics are kept).
 from __future__ import annotations
 
 import math
+import os
 import platform
 
 import jax
@@ -41,7 +42,8 @@ def metrics_view(results: dict) -> dict:
 
 
 def machine_identity() -> dict:
-  """What decides the floats of the same program: CPU model, jax version, backend."""
+  """What decides the floats of the same program: CPU model, jax version, backend, XLA flags
+  (the test suite's lower the backend optimisation level)."""
   model = platform.processor()
   try:
     with open("/proc/cpuinfo") as f:
@@ -49,7 +51,8 @@ def machine_identity() -> dict:
                     if line.startswith("model name")), model)
   except OSError:
     pass
-  return {"cpu": model, "jax": jax.__version__, "backend": jax.default_backend()}
+  return {"cpu": model, "jax": jax.__version__, "backend": jax.default_backend(),
+          "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 
 def differences(got, want, path="", rel: float = 0.0, out=None) -> list[str]:
