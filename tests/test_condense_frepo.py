@@ -1,6 +1,7 @@
 """FRePo: the closed-form kernel ridge regression, learned (soft) labels through the condenser,
 the released set and the training engine, resume and many runs."""
 
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -104,18 +105,25 @@ def test_frepo_learns_images_and_soft_labels_and_resumes(pool, tmp_path):
   np.testing.assert_array_equal(loaded.labels, resumed.labels)
 
 
-def test_frepo_in_condense_many_equals_condense_run_by_run(pool):
-  """The loop strategy, which shares the programs of the test above (its vmapped step is
-  DM's and MTT's vmap path, tested in test_condense_many / test_condense_mtt; not run here
-  for the suite's time budget)."""
+@pytest.mark.parametrize("strategy", ["loop", "vmap"])
+def test_frepo_in_condense_many_equals_condense_run_by_run(pool, strategy):
+  """Both strategies of condense_many: the loop shares the programs of the test above; the
+  vmapped step carries each run's online pool and optimiser states along the run axis."""
   keys = jax.random.split(jax.random.key(3), 2)
   masks = np.asarray(balanced_keep_masks(jax.random.key(4), 2, len(pool)))
   cfg = TINY
-  many = condense_many(keys, pool, "frepo", 1, "real", masks, cfg, strategy="loop")
+  many = condense_many(keys, pool, "frepo", 1, "real", masks, cfg, strategy=strategy)
   for one, key, mask in zip(many, keys, masks):
     ref = condense(key, pool, "frepo", 1, "real", mask=mask, config=cfg)
     np.testing.assert_allclose(one.images, ref.images, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(one.labels, ref.labels, rtol=1e-4, atol=1e-5)
+
+
+def test_a_diverging_frepo_run_stops_naming_the_iteration(pool, tmp_path):
+  cfg = dataclasses.replace(TINY, lr_img=1e30)
+  with pytest.raises(FloatingPointError, match=r"frepo.*at iteration \d+"):
+    condense(jax.random.key(7), pool, "frepo", ipc=1, config=cfg,
+             checkpoint_dir=str(tmp_path / "run"), checkpoint_every=1)
 
 
 def test_networks_train_on_frepo_sets_with_its_loss():

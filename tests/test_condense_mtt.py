@@ -133,6 +133,13 @@ def test_mtt_vmapped_over_runs_equals_condense_run_by_run(pool):
     np.testing.assert_allclose(one.images, ref.images, rtol=1e-3, atol=1e-3)
 
 
+def test_a_diverging_mtt_run_stops_naming_the_iteration(pool, tmp_path):
+  cfg = dataclasses.replace(TINY, lr_img=1e30)  # the programs of the tests above
+  with pytest.raises(FloatingPointError, match=r"mtt.*at iteration \d+"):
+    condense(jax.random.key(7), pool, "mtt", ipc=2, config=cfg,
+             checkpoint_dir=str(tmp_path / "run"), checkpoint_every=1)
+
+
 def test_bad_configs_and_batchnorm_are_refused(pool):
   with pytest.raises(ValueError, match="syn_steps must be"):
     mtt.MTTConfig(syn_steps=0)
