@@ -46,22 +46,27 @@ def _timed(fn, static: tuple, dynamic_of, repeats: int, compile_only: bool = Fal
 
   ``fn`` is a jitted function called as ``fn(*static, *dynamic_of(r))``. Returns seconds of
   tracing + lowering + XLA compilation (``compile``), of the first execution (``first_run``,
-  which on CPU also pays for first-touch memory) and the median of the next ``repeats``.
+  which on CPU also pays for first-touch memory) and the median of the next ``repeats``
+  (NaN for ``repeats`` 0). Each phase's time goes to stderr as it ends, so that a run stopped
+  by a time limit still tells how far it got.
   """
   start = time.perf_counter()
   compiled = fn.lower(*static, *dynamic_of(0)).compile()
   compile_sec = time.perf_counter() - start
+  print(f"compiled in {compile_sec:.1f} s", file=sys.stderr, flush=True)
   times = [float("nan")] * 2 if compile_only else []
   for r in range(0 if compile_only else repeats + 1):
     start = time.perf_counter()
     jax.block_until_ready(compiled(*dynamic_of(r)))
     times.append(time.perf_counter() - start)
+    print(f"run {r} ({'first' if r == 0 else 'timed'}): {times[-1]:.2f} s", file=sys.stderr,
+          flush=True)
   mem = compiled.memory_analysis()
   memory = None if mem is None else {
       "temp_bytes": int(mem.temp_size_in_bytes), "argument_bytes": int(mem.argument_size_in_bytes),
       "output_bytes": int(mem.output_size_in_bytes)}
-  return {"compile": compile_sec, "first_run": times[0], "median": statistics.median(times[1:]),
-          "memory": memory}
+  median = statistics.median(times[1:]) if len(times) > 1 else float("nan")
+  return {"compile": compile_sec, "first_run": times[0], "median": median, "memory": memory}
 
 
 def _fake_experts(key, net, cfg, images, num_experts: int = 2):
@@ -77,7 +82,8 @@ def main(argv=None) -> dict:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--method", default="dm", choices=["dm", "dc", "dsa", "mtt", "frepo"])
   parser.add_argument("--ipc", type=int, default=10)
-  parser.add_argument("--repeats", type=int, default=5, help="timed iterations (median)")
+  parser.add_argument("--repeats", type=int, default=5,
+                      help="timed iterations after the first (median); 0: the first alone")
   parser.add_argument("--full", action="store_true", help="dc/dsa: time whole iterations")
   parser.add_argument("--batch-real", type=int, default=None,
                       help="real images per class (default: the preset's 256)")

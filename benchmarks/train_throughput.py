@@ -141,7 +141,7 @@ def main(argv=None) -> dict:
       "microbatch": resolved,
       "models": models, "steps_per_model": steps, "batch_size": b,
       "image_shape": list(IMAGE_SHAPE), "net": "ConvNet (width 128, depth 3, instancenorm)",
-      "machine": io.machine(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
+      "machine": io.machine(),  # with XLA_FLAGS
   }
   if args.explore:
     result["images_per_sec_by_variant"] = explore("ConvNet", b)

@@ -31,7 +31,7 @@ def code_version() -> str:
 def machine() -> dict[str, Any]:
   return {"backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
           "cpu_count": os.cpu_count(), "platform": platform.platform(),
-          "jax": jax.__version__}
+          "jax": jax.__version__, "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 
 def to_jsonable(obj: Any) -> Any:
