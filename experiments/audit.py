@@ -21,6 +21,7 @@ import os
 
 from dcjax import cli
 from dcjax.audit import PRESETS, AuditConfig, get_preset, run_audit
+from dcjax.audit.config import PRESET_SUMMARIES
 from dcjax.condense import condenser_names
 from dcjax.runs import recipe_kinds
 
@@ -48,6 +49,9 @@ _HELP = {
     "dc_inner_loop": "DC inner loop", "dc_batch_real": "DC real images per class per batch",
     "ssim_shortlist": "SSIM neighbours searched among this many L2-nearest images",
     "theory_iterations": "iterations of the linear-DM closed-form check",
+    "dp_epochs": "training epochs of DP-SGD recipes", "dp_lr": "DP-SGD's learning rate",
+    "dp_batch_size": "DP-SGD's expected Poisson batch (None: --batch-size)",
+    "canaries": "mislabeled (or OOD) canaries planted in the pool, IN for half of the runs",
 }
 
 
@@ -57,8 +61,9 @@ def _preset_table() -> str:
   for name, cfg in PRESETS.items():
     diff = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
             if getattr(cfg, f.name) != getattr(default, f.name)}
-    lines.append(f"  {name:<20} " + (", ".join(f"{k}={v}" for k, v in diff.items())
-                                     or "(the AuditConfig defaults)"))
+    lines.append(f"  {name:<20} {PRESET_SUMMARIES[name]}")
+    lines.append(" " * 23 + (", ".join(f"{k}={v}" for k, v in diff.items())
+                             or "(the AuditConfig defaults)"))
   return "\n".join(lines)
 
 

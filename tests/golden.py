@@ -81,9 +81,10 @@ def differences(got, want, path="", rel: float = 0.0, out=None) -> list[str]:
 
 
 def compare_with_golden(got: dict, golden: dict) -> list[str]:
-  """Differences between a metrics view and a golden file's: exact, except for the recipes of
-  a listed later change of float summation order (``golden["float_order_changes"]``: recipe
-  name prefixes, a relative tolerance and why), compared to that tolerance."""
+  """Differences between a metrics view and a golden file's: exact, except for the recipes (and
+  their comparison rows) of a listed change of float summation order
+  (``golden["float_order_changes"]``: recipe name prefixes, a relative tolerance and why),
+  compared to that tolerance."""
   changes = golden.get("float_order_changes", [])
 
   def rel_of(name: str) -> float:
@@ -94,5 +95,10 @@ def compare_with_golden(got: dict, golden: dict) -> list[str]:
   diff = differences(set(got["recipes"]), set(want["recipes"]), "/recipes")
   for name, recipe in want["recipes"].items():
     diff += differences(got["recipes"].get(name), recipe, f"/recipes/{name}", rel=rel_of(name))
-  rest = lambda view: {k: v for k, v in view.items() if k != "recipes"}
+  rows, rows_want = got.get("comparison") or [], want.get("comparison") or []
+  if len(rows) != len(rows_want):
+    diff.append(f"/comparison: {len(rows)} rows != {len(rows_want)}")
+  for i, (row, row_want) in enumerate(zip(rows, rows_want)):
+    diff += differences(row, row_want, f"/comparison[{i}]", rel=rel_of(row_want["recipe"]))
+  rest = lambda view: {k: v for k, v in view.items() if k not in ("recipes", "comparison")}
   return diff + differences(rest(got), rest(want))

@@ -104,6 +104,29 @@ def test_report_and_plots_import_no_computation(module):
   assert not bad, f"{module} imports computation: {bad}"
 
 
+def test_dp_primitives_exist_once_and_privacy_knows_no_training_or_condenser():
+  """Poisson sampling, per-example clipping and the noisy sum are written in
+  dcjax/privacy/mechanisms.py alone; DP-SGD and the DP condensers call them."""
+  defined = {}
+  for path in ROOT.rglob("*.py"):
+    for node in ast.walk(ast.parse(path.read_text())):
+      if isinstance(node, ast.FunctionDef) and any(
+          word in node.name for word in ("poisson", "clip", "noisy")):
+        defined.setdefault(node.name, []).append(_module_name(path))
+  primitives = {"poisson_sample", "poisson_capacity", "clip_per_example", "noisy_sum"}
+  assert {n: defined[n] for n in primitives} == {n: ["dcjax.privacy.mechanisms"]
+                                                  for n in primitives}
+  # other names with these words are methods and wrappers, not second implementations
+  others = {n: m for n, m in defined.items() if n not in primitives}
+  assert set(others) <= {"poisson_rate", "private_class_means"}, others
+  for user in ("train/engine.py", "condense/dpdc.py"):
+    assert "dcjax.privacy.mechanisms" in _imports(ROOT / user) or (
+        "dcjax.privacy" in _imports(ROOT / user)), user
+  for path in (ROOT / "privacy").glob("*.py"):
+    imported = {m.split(".")[1] for m in _imports(path) if m.count(".") >= 1}
+    assert not imported & {"train", "condense", "nets", "runs", "audit"}, path
+
+
 def test_mia_imports_without_flax_optax_orbax():
   code = ("import sys, dcjax.mia, dcjax.mia.metrics, dcjax.mia.results; "
           "print(sorted({m.split('.')[0] for m in sys.modules} & "

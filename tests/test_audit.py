@@ -24,7 +24,7 @@ from experiments import audit as audit_exp
 from dcjax.audit import analysis
 from dcjax.audit import report as report_lib
 from dcjax.mia import balanced_keep_masks
-from dcjax import accounting
+from dcjax.privacy import accounting
 from dcjax.runs import RunResults
 from dcjax.runs.recipes import Real
 from tests.golden import (TINY, compare_with_golden, differences, machine_identity,
@@ -129,7 +129,8 @@ def test_results_cover_every_recipe_attack_and_stratum_consistently(tiny_audit):
     assert c["count"] == TINY.canaries and set(c["attacks"]) == set(TINY.attack_names)
     m = c["attacks"][TINY.primary_attack]["metrics"]
     assert m["positives"] + m["negatives"] == runs * TINY.canaries
-    assert c["epsilon_lb"] >= 0 and c["one_run"]["epsilon_lb"] >= 0
+    assert c["epsilon_lb"] == c["one_run"]["epsilon_lb"] >= 0
+    assert len(c["one_run"]["per_run"]) == runs and c["epsilon_lb_heuristic"] >= 0
     assert (r["privacy"] is not None) == (name in (DPSGD_NAME, NDPDC_NAME))
   # the DP recipes: accounted at their target, bound checked, no violation by an honest one
   for name in (DPSGD_NAME, NDPDC_NAME):
@@ -360,9 +361,9 @@ def test_a_fake_dp_recipe_that_trains_without_noise_is_flagged():
     KIND: ClassVar[str] = "fake_dp"
     epsilon: float = 0.1
 
-    def mechanism(self, base, pool, keep):
+    def plan(self, base, pool, keep):
       sigma = accounting.calibrate_noise(self.epsilon, 1.0, 1)
-      return accounting.SampledGaussian(sigma, 1.0, 1)
+      return base, accounting.Guarantee(accounting.SampledGaussian(sigma, 1.0, 1))
 
   runs, n, classes = 8, 40, 4
   keep = balanced_keep_masks(jax.random.key(0), runs, n)
@@ -376,12 +377,47 @@ def test_a_fake_dp_recipe_that_trains_without_noise_is_flagged():
   cfg = AuditConfig(runs=runs, attacks="loss,lira_offline_fixed")
   fake = FakeDP()
   flagged = analysis.analyse_recipe(cfg, fake, res, pool,
-                                    mechanism=fake.mechanism(None, pool, keep))
+                                    guarantee=fake.plan(None, pool, keep)[1])
   violations = flagged.summary["privacy"]["violations"]
   assert violations and {v["fpr"] for v in violations} <= {0.001, 0.01, 0.1}
   assert all(v["tpr_low"] > v["bound"] for v in violations)
   # the same tight claim for models that learned nothing about their members: no violation
   null = dataclasses.replace(res, view_logits=rng.normal(0, 0.3, (runs, 1, n, classes)))
   passed = analysis.analyse_recipe(cfg, fake, null, pool,
-                                   mechanism=fake.mechanism(None, pool, keep))
+                                   guarantee=fake.plan(None, pool, keep)[1])
   assert passed.summary["privacy"]["violations"] == []
+
+
+def test_a_released_set_that_beats_its_dp_claim_is_flagged():
+  """For a DP condenser the released set is the DP output: a distance attack on it that beats
+  the trade-off curve is a violation, like one on the models."""
+  runs, n = 8, 60
+  keep = np.asarray(balanced_keep_masks(jax.random.key(1), runs, n))
+  is_init = np.zeros_like(keep)
+  rng = np.random.default_rng(0)
+
+  def released(member_shift):  # minus the distance of each pool example to the released set
+    scores = rng.normal(0, 1, keep.shape) + member_shift * keep
+    attack = analysis.stratified_metrics(scores, keep, is_init, analysis.CHECKED_FPRS)
+    return {"l2": {"attack": attack.to_json()}}
+
+  guarantee = accounting.Guarantee(accounting.SampledGaussian(
+      accounting.calibrate_noise(0.1, 1.0, 1), 1.0, 1))
+  leaky, _ = analysis.proven_bound(guarantee, {}, None, released(8.0))
+  where = {v["where"] for v in leaky["violations"]}
+  assert where and all(w.startswith("released set, distance_l2/") for w in where)
+  private, _ = analysis.proven_bound(guarantee, {}, None, released(0.0))
+  assert private["violations"] == [] and "released set, distance_l2/all_members" in (
+      private["checked"])
+
+
+def test_each_recipe_gets_its_own_ipcs_condenser_preset():
+  """condense(ldpdc,3) under --ipc 2 is accounted for 3 compositions; MTT at ipc 50 gets the
+  ipc-50 image learning rate, not the --ipc one's."""
+  cfg = AuditConfig(ipc=2, recipes="real,random_subset,condense(ldpdc,3,epsilon=2),"
+                                   "condense(mtt,50,real),condense(mtt,10,real)")
+  got = {str(r): r for r in recipes(cfg, (8, 8, 1))}
+  assert got["condense(ldpdc,3,noise,2)"].config.ipc == 3
+  assert got["condense(ldpdc,3,noise,2)"].config.steps == 3
+  mtt50, mtt10 = got["condense(mtt,50,real)"].config, got["condense(mtt,10,real)"].config
+  assert mtt50.lr_img == 1000 and mtt10.lr_img == 100

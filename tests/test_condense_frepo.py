@@ -130,5 +130,5 @@ def test_networks_train_on_frepo_sets_with_its_loss():
   assert reference_eval_config("frepo", "digits").loss == "mse"
   assert reference_eval_config("dm", "digits").loss == "xent"
   recipe = parse("condense(frepo,init=real)", {"ipc": 2})
-  assert recipe.train_config(TrainConfig()).loss == "mse"
-  assert parse("condense(mtt,init=noise)", {"ipc": 2}).train_config(TrainConfig()).loss == "xent"
+  assert recipe.plan(TrainConfig(), None, None)[0].loss == "mse"
+  assert parse("condense(mtt,init=noise)", {"ipc": 2}).plan(TrainConfig(), None, None)[0].loss == "xent"

@@ -1,4 +1,5 @@
-"""Empirical epsilon lower bounds (split-half Clopper-Pearson, one-run) and the bound check."""
+"""Empirical epsilon lower bounds (the one-run bound per run, Bonferroni over runs; the
+split-half heuristic) and the bound check."""
 
 import math
 
@@ -40,17 +41,49 @@ def test_the_threshold_is_chosen_on_other_canaries_than_the_bound():
 
 
 def test_one_run_bound_matches_the_binomial_closed_form():
+  """Every IN canary scored above every OUT one: guessing the k = 32 members IN is all correct,
+  and under eps-DP P[Bin(k, e^eps / (1 + e^eps)) >= k] = p^k. The Bonferroni correction over
+  thresholds divides alpha by 3 (a perfect separation's Pareto frontier of thresholds: all,
+  the members, none); delta 1e-12 is negligible beside it."""
   k = 64
   keep = np.arange(k) % 2 == 0
-  scores = keep.astype(float) + np.linspace(0, 0.1, k)  # every guess right
-  out = auditing.one_run_epsilon(scores, keep, alpha=0.05)
-  r = out["guesses"]
-  assert r == 32 and out["correct"] == r
-  p = 0.05 ** (1 / r)  # P[Bin(r, p) >= r] = p^r = alpha
-  assert out["epsilon_lb"] == pytest.approx(math.log(p / (1 - p)), rel=1e-6)
-  rng = np.random.default_rng(1)
-  noise = auditing.one_run_epsilon(rng.normal(size=k), keep)
-  assert noise["epsilon_lb"] < 1.0
+  scores = keep.astype(float) + np.linspace(0, 0.1, k)
+  p = (0.05 / 3) ** (1 / 32)
+  got = auditing.one_run_epsilon(scores, keep, delta=1e-12, alpha=0.05)
+  assert got == pytest.approx(math.log(p / (1 - p)), rel=1e-6)
+  # delta > 0 only weakens it
+  assert auditing.one_run_epsilon(scores, keep, delta=1e-5) <= got
+  noise = auditing.one_run_epsilon(np.random.default_rng(1).normal(size=k), keep, 1e-5)
+  assert noise < 0.5
+
+
+def _randomised_response_audit(rng, eps, runs, canaries):
+  """Runs of an eps-DP mechanism: each canary IN with probability 1/2, independently; the
+  release reports each canary's bit, flipped with probability 1 / (1 + e^eps)."""
+  keep = rng.random((runs, canaries)) < 0.5
+  flip = rng.random((runs, canaries)) < 1 / (1 + math.exp(eps))
+  scores = (keep ^ flip) + 0.01 * rng.random((runs, canaries))  # ties broken at random
+  return scores, keep
+
+
+def test_runs_bound_is_valid_for_a_dp_mechanism_and_finds_a_leaky_one():
+  rng = np.random.default_rng(0)
+  # an eps = 1 mechanism: the bound stays below 1 in (far more than) 95% of audits
+  found = [auditing.runs_one_run_epsilon(*_randomised_response_audit(rng, 1.0, 8, 64), 1e-5)
+           for _ in range(30)]
+  assert sum(f["epsilon_lb"] > 1.0 for f in found) <= 1
+  assert all(f["per_run"][f["run"]] == f["epsilon_lb"] for f in found)
+  # an eps = 6 mechanism is caught
+  leaky = auditing.runs_one_run_epsilon(*_randomised_response_audit(rng, 6.0, 8, 64), 1e-5)
+  assert leaky["epsilon_lb"] > 1.5
+
+
+def test_runs_bound_is_each_run_at_alpha_over_m():
+  rng = np.random.default_rng(2)
+  scores, keep = _randomised_response_audit(rng, 3.0, 4, 40)
+  out = auditing.runs_one_run_epsilon(scores, keep, 1e-5, alpha=0.05)
+  want = [auditing.one_run_epsilon(s, k, 1e-5, 0.05 / 4) for s, k in zip(scores, keep)]
+  assert out["per_run"] == pytest.approx(want) and out["epsilon_lb"] == max(want)
 
 
 def test_bound_violations_name_where_an_attack_beats_the_bound():
@@ -72,3 +105,10 @@ def test_bound_violations_name_where_an_attack_beats_the_bound():
 def test_bad_canary_trials_are_named(bad):
   with pytest.raises(ValueError, match="canaries"):
     auditing.split_half_epsilon(**bad)
+  with pytest.raises(ValueError, match="canaries"):
+    auditing.runs_one_run_epsilon(**bad, delta=1e-5)
+
+
+def test_a_run_without_out_canaries_is_named():
+  with pytest.raises(ValueError, match="both IN and OUT"):
+    auditing.one_run_epsilon(np.zeros(4), np.ones(4, bool), 1e-5)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from dcjax.mia import balanced_keep_masks
-from dcjax import accounting
+from dcjax.privacy import accounting
 from dcjax.runs import DPSGD, parse
 from dcjax.train import TrainConfig
 
@@ -24,16 +24,24 @@ def test_syntax_round_trips():
     DPSGD(1.0, 1.0, 2.0)
 
 
-def test_every_run_meets_its_epsilon_and_the_smallest_run_exactly():
-  keep = np.asarray(balanced_keep_masks(jax.random.key(0), 2, 90))
-  keep[0, np.flatnonzero(keep[0])[:5]] = False  # runs of different sizes
-  cfg = DPSGD(2.0, clip=0.7).train_config(BASE, keep)
+def test_one_public_mechanism_for_every_run_and_for_neighbouring_runs():
+  keep = np.asarray(balanced_keep_masks(jax.random.key(0), 4, 90))
+  cfg, guarantee = DPSGD(2.0, clip=0.7).plan(BASE, None, keep)
   assert cfg.sampling == "poisson" and cfg.dp_clip == 0.7 and cfg.dp_noise > 0
-  counts = keep.sum(1)
-  eps = [accounting.epsilon(accounting.dpsgd_mechanism(cfg, int(n), int(counts.max())))
-         for n in counts]
-  assert max(eps) <= 2.0 * 1.0001
-  assert eps[int(counts.argmin())] == pytest.approx(2.0, rel=0.01)
+  # n = half the pool: q = batch / n and the normaliser q * n, whatever a run's own size
+  assert cfg.dataset_size == 45 and cfg.poisson_rate == pytest.approx(8 / 45)
+  assert guarantee.mechanism.sample_rate == cfg.poisson_rate
+  assert guarantee.epsilon == pytest.approx(2.0, rel=0.01) and guarantee.epsilon <= 2.0 * 1.0001
+  # the runs' masks reversed (other runs, other sizes): the same rate, normaliser and noise
+  other, _ = DPSGD(2.0, clip=0.7).plan(BASE, None, keep[::-1])
+  assert other == cfg
+  # a declared size wins, and masks of another design must declare one
+  declared, _ = DPSGD(2.0, clip=0.7, n=60).plan(BASE, None, keep[:1])
+  assert declared.dataset_size == 60 and declared.poisson_rate == pytest.approx(8 / 60)
+  with pytest.raises(ValueError, match="declare it"):
+    DPSGD(2.0).plan(BASE, None, keep[:1])
+  assert str(DPSGD(2.0, 1.0, 1e-5, 60)) == "dpsgd(2,1,1e-05,60)"
+  assert parse("dpsgd(2,1,1e-05,60)") == DPSGD(2.0, 1.0, 1e-5, 60)
 
 
 # DP-SGD end to end (runs, attacks, its bound, canaries): the TINY audit of tests/test_audit.py.

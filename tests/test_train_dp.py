@@ -25,7 +25,8 @@ def test_no_noise_and_no_clipping_is_plain_training(tiny_rgb, sampling):
   train_set, _ = tiny_rgb
   keys = jax.random.split(jax.random.key(0), 2)
   masks = np.random.default_rng(0).random((2, len(train_set))) < 0.6
-  plain = dataclasses.replace(TINY, sampling=sampling)
+  plain = dataclasses.replace(TINY, sampling=sampling,
+                              dataset_size=len(train_set) // 2 if sampling == "poisson" else None)
   dp = dataclasses.replace(plain, dp_clip=float("inf"), dp_noise=0.0)
   a = train_many(keys, NET, train_set.images, train_set.labels, plain, masks=masks)
   b = train_many(keys, NET, train_set.images, train_set.labels, dp, masks=masks)
@@ -61,22 +62,32 @@ def test_noise_std_per_coordinate_is_sigma_times_clip(tiny_rgb):
   assert norms <= 4 * clip + 1e-5  # a sum of 4 gradients, each clipped to norm 0.5
 
 
-def test_poisson_batches_have_the_expected_size_and_only_members():
-  n, batch = 400, 32
-  mask = jnp.asarray(np.random.default_rng(0).random(n) < 0.5)
-  n_in = jnp.sum(mask)
-  capacity = engine.poisson_capacity(batch, n)
-  one = lambda k: engine._poisson_batch(k, mask, n_in, batch, capacity)
-  idx, valid = jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(0), 2000))
-  sizes = np.asarray(valid.sum(1))
-  assert sizes.mean() == pytest.approx(batch, rel=0.02)  # q * n_in = batch
-  assert sizes.std() == pytest.approx(np.sqrt(batch * (1 - batch / int(n_in))), rel=0.1)
-  assert np.all(np.asarray(mask)[np.asarray(idx)[np.asarray(valid)]])
+def test_an_empty_poisson_batch_still_releases_a_noisy_update(tiny_rgb):
+  """Under DP every step is released: a step whose Poisson batch is empty adds noise to the
+  parameters like any other (skipping it would reveal that the batch was empty)."""
+  train_set, _ = tiny_rgb
+  n = len(train_set)
+  cfg = dataclasses.replace(TINY, lr=0.1, momentum=0.0, weight_decay=0.0, sampling="poisson",
+                            dataset_size=n, dp_clip=1.0)
+
+  def one_step(cfg):
+    x, y, masks, weights, plan = engine._prepare(NET, train_set.images, train_set.labels, cfg,
+                                                 None, None, 1)
+    state = engine._init_state(plan, jax.random.key(0), x[:1])
+    before = jax.tree.map(jnp.copy, state[0]["params"])
+    empty = jnp.zeros(n, bool)  # no member: the Poisson batch is empty
+    (after, _), _ = engine._jit_step(plan, state, x, y, jnp.arange(n), jnp.int32(0),
+                                     jnp.asarray(weights[0]), jnp.int32(0), jax.random.key(1),
+                                     empty, jax.random.key(2))
+    return _max_diff(before, after["params"])
+
+  assert one_step(cfg) == 0.0  # no noise, no member: a zero update
+  assert one_step(dataclasses.replace(cfg, dp_noise=1.0)) > 1e-3
 
 
 def test_batchnorm_networks_are_refused_for_dpsgd(tiny_rgb):
   train_set, _ = tiny_rgb
-  cfg = dataclasses.replace(TINY, dp_clip=1.0, dp_noise=1.0, sampling="poisson")
+  cfg = dataclasses.replace(TINY, dp_clip=1.0, dp_noise=1.0, sampling="poisson", dataset_size=20)
   with pytest.raises(ValueError, match="DP-SGD.*needs per-example gradients.*BatchNorm"):
     train_many(jax.random.split(jax.random.key(0), 1), get_net("ConvNetBN", 4, width=8),
                train_set.images, train_set.labels, cfg)

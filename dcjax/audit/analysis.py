@@ -15,14 +15,15 @@ from dcjax.data.dataset import Dataset
 from dcjax.data.facts import SPLIT_SIZES
 from dcjax.mia import STRATA, StratumMetrics, attack_runs, init_masks, stratified_metrics
 from dcjax.mia.metrics import DEFAULT_FPRS, attack_metrics, roc_curve, roc_on_grid
-from dcjax.privacy import (auditing, linear_dm_check, m_over_n_rows, one_example_influence,
-                           released_set_privacy)
-from dcjax import accounting
-from dcjax.accounting import DEFAULT_DELTA
+from dcjax.audit.theory import linear_dm_check, m_over_n_rows, one_example_influence
+from dcjax.audit.visual import released_set_privacy
+from dcjax.mia.scores import logit_scaled_confidence
+from dcjax.privacy import accounting, auditing
+from dcjax.privacy.accounting import DEFAULT_DELTA
 from dcjax.runs import Condense, RandomSubset, Recipe, RunResults
 
 PAPER_DATASETS = ("fashion_mnist", "cifar10", "celeba")
-SCHEMA = 3  # of results.json (README, "results.json")
+SCHEMA = 4  # of results.json (README, "results.json")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,14 +44,15 @@ class RecipeAnalysis:
 
 
 def analyse_recipe(cfg: AuditConfig, recipe: Recipe, res: RunResults, pool: Dataset,
-                   is_canary: np.ndarray | None = None, mechanism=None) -> RecipeAnalysis:
+                   is_canary: np.ndarray | None = None,
+                   guarantee: accounting.Guarantee | None = None) -> RecipeAnalysis:
   """Attacks on the trained models, plus the released-set analysis for recipes whose training
   set is released (all but those that train on the pool), the canary bounds where the pool
   holds canaries (``is_canary`` (N,)), and the check against the proven bound for recipes with
-  a ``mechanism`` (``dcjax.accounting.SampledGaussian``)."""
+  a ``guarantee`` (from ``recipe.plan``)."""
   canary = None if is_canary is None or not np.any(is_canary) else np.asarray(is_canary, bool)
   # a DP recipe's TPRs are checked against its bound at 10% FPR too
-  fprs = DEFAULT_FPRS if mechanism is None else CHECKED_FPRS
+  fprs = DEFAULT_FPRS if guarantee is None else CHECKED_FPRS
   attacks = attack_runs(res.view_logits, pool.labels, res.keep, res.init_indices,
                         cfg.attack_names, fprs=fprs, exclude=canary)
   curves = {a: r.curves for a, r in attacks.items()}
@@ -65,18 +67,19 @@ def analyse_recipe(cfg: AuditConfig, recipe: Recipe, res: RunResults, pool: Data
   }
   extra: dict[str, Any] = {}
   if res.train_images is not None:
-    summary["released_set"], extra = _released_set(cfg, recipe, res, pool, curves, canary)
-  # a DP recipe's own delta (dpsgd's field, a private condenser's config), else the default
-  delta = (getattr(recipe, "delta", None) or getattr(getattr(recipe, "config", None), "delta",
-                                                     None) or DEFAULT_DELTA)
+    summary["released_set"], extra = _released_set(cfg, recipe, res, pool, curves, canary,
+                                                   fprs)
+  delta = DEFAULT_DELTA if guarantee is None else guarantee.delta
   summary["canaries"] = None
   if canary is not None:
-    summary["canaries"] = canary_analysis(attacks, res.keep, canary, cfg.primary_attack, delta,
-                                          cfg.seed, curves)
+    # the target network's own phi (the loss attack's score): the headline bound's scores
+    phi = logit_scaled_confidence(res.view_logits, pool.labels).mean(axis=1)
+    summary["canaries"] = canary_analysis(attacks, phi, res.keep, canary, cfg.primary_attack,
+                                          delta, cfg.seed, curves)
   summary["privacy"] = None
-  if mechanism is not None:
-    summary["privacy"], extra["bound"] = proven_bound(mechanism, delta, summary["attacks"],
-                                                      summary["canaries"])
+  if guarantee is not None:
+    summary["privacy"], extra["bound"] = proven_bound(
+        guarantee, summary["attacks"], summary["canaries"], summary["released_set"])
   summary["roc_grid"] = {a: {s: [c.tolist() for c in roc_on_grid(*curve)]
                              for s, curve in per.items()} for a, per in curves.items()}
   return RecipeAnalysis(summary=summary, curves=curves, **extra)
@@ -86,11 +89,13 @@ CHECKED_FPRS = (0.001, 0.01, 0.1)
 BOUND_FPRS = np.geomspace(1e-5, 1.0, 61)
 
 
-def canary_analysis(attacks, keep, canary, primary: str, delta: float, seed: int,
+def canary_analysis(attacks, phi, keep, canary, primary: str, delta: float, seed: int,
                     curves) -> dict:
-  """Every attack's ROC on the canary trials alone (M runs x K canaries, clustered by canary),
-  the split-half epsilon lower bound of each, and the one-run bound of the primary attack on
-  run 0. Adds the canary curves to ``curves`` (stratum "canaries")."""
+  """The canary trials (M runs x K canaries): every attack's ROC on them (clustered by
+  canary) with the heuristic split-half bound of each, and the headline bound, valid under the
+  dependence present: the one-run bound of every run from its own network's phi (M, N),
+  Bonferroni over the runs (``auditing.runs_one_run_epsilon``). Adds the canary curves to
+  ``curves`` (stratum "canaries")."""
   keep_c = np.asarray(keep, bool)[:, canary]
   if keep_c.all() or not keep_c.any():
     raise ValueError("The canaries need both IN and OUT trials.")
@@ -102,21 +107,25 @@ def canary_analysis(attacks, keep, canary, primary: str, delta: float, seed: int
                              clusters=clusters.ravel())
     curves[name]["canaries"] = roc_curve(scores.ravel(), keep_c.ravel())[:2]
     per_attack[name] = {"metrics": metrics.to_json(),
-                        "epsilon_lb": auditing.split_half_epsilon(scores, keep_c, delta,
+                        "split_half": auditing.split_half_epsilon(scores, keep_c, delta,
                                                                   seed=seed)}
-  scores = attacks[primary].scores[0, canary]
+  one_run = auditing.runs_one_run_epsilon(np.asarray(phi)[:, canary], keep_c, delta)
   return {"count": int(canary.sum()), "delta": delta, "attacks": per_attack,
-          "epsilon_lb": per_attack[primary]["epsilon_lb"]["epsilon_lb"],
-          "one_run": auditing.one_run_epsilon(scores, keep_c[0])}
+          "epsilon_lb": one_run["epsilon_lb"], "one_run": one_run,
+          "epsilon_lb_heuristic": per_attack[primary]["split_half"]["epsilon_lb"],
+          "heuristic_attack": primary}
 
 
-def _checked_points(attacks_json: dict, canaries: dict | None) -> dict:
+def _checked_points(attacks_json: dict, canaries: dict | None, released: dict | None) -> dict:
   """{attack/stratum: {fpr: (tpr, lower end of its 95% interval, upper end of its FPR)}} of
-  every attack, stratum and the canaries."""
+  every attack and stratum on the models, the canaries, and the released-set attacks."""
   points = {}
   sources = [(f"{a}/{s}", m) for a, per in attacks_json.items() for s, m in per.items()]
   if canaries is not None:
     sources += [(f"{a}/canaries", c["metrics"]) for a, c in canaries["attacks"].items()]
+  if released is not None:
+    sources += [(f"released set, distance_{metric}/{s}", m)
+                for metric, r in released.items() for s, m in r["attack"].items()]
   for where, m in sources:
     if m is not None:
       m = StratumMetrics.from_json(m)
@@ -127,27 +136,30 @@ def _checked_points(attacks_json: dict, canaries: dict | None) -> dict:
   return points
 
 
-def proven_bound(mechanism, delta: float, attacks_json: dict, canaries: dict | None
-                 ) -> tuple[dict, tuple]:
-  """The mechanism's epsilon at ``delta`` (PLD), its trade-off curve, and every empirical TPR
-  at 0.1 / 1 / 10% FPR whose interval lies above the curve at the upper end of its FPR (a
-  violation: a bug in the mechanism, its accounting or the attack's bookkeeping)."""
-  eps = accounting.epsilon(mechanism, delta)
-  points = _checked_points(attacks_json, canaries)
+def proven_bound(guarantee: accounting.Guarantee, attacks_json: dict, canaries: dict | None,
+                 released: dict | None = None) -> tuple[dict, tuple]:
+  """The guarantee's epsilon at its delta (PLD), its trade-off curve, and every empirical TPR
+  at 0.1 / 1 / 10% FPR (attacks on the models, on the canaries, and on the released set: for
+  a DP condenser the set itself is the DP output) whose interval lies above the curve at the
+  upper end of its FPR (a violation: a bug in the mechanism, its accounting or the attack's
+  bookkeeping)."""
+  eps = guarantee.epsilon
+  points = _checked_points(attacks_json, canaries, released)
   asked = sorted({p[2] for per in points.values() for p in per.values()} | set(CHECKED_FPRS))
   fprs = np.concatenate([BOUND_FPRS, asked])
-  tprs = accounting.tradeoff_curve(mechanism, fprs)
+  tprs = accounting.tradeoff_curve(guarantee.mechanism, fprs)
   at = dict(zip(asked, tprs[len(BOUND_FPRS):].tolist()))
   violations = auditing.bound_violations(points, at.__getitem__)
-  summary = {"epsilon": eps, "delta": delta, "mechanism": dataclasses.asdict(mechanism),
+  summary = {"epsilon": eps, "delta": guarantee.delta,
+             "mechanism": dataclasses.asdict(guarantee.mechanism),
              "bound_at_fpr": {f"{f:g}": at[f] for f in CHECKED_FPRS},
              "bound_curve": [BOUND_FPRS.tolist(), tprs[:len(BOUND_FPRS)].tolist()],
-             "violations": violations}
+             "checked": sorted(points), "violations": violations}
   return summary, (BOUND_FPRS, tprs[:len(BOUND_FPRS)], f"DP bound (eps {eps:.2g})")
 
 
-def _released_set(cfg, recipe, res: RunResults, pool, curves, canary=None
-                  ) -> tuple[dict, dict]:
+def _released_set(cfg, recipe, res: RunResults, pool, curves, canary=None,
+                  fprs=DEFAULT_FPRS) -> tuple[dict, dict]:
   pool_px = np.asarray(pool.preprocessing.invert(pool.images))
   syn_px = np.asarray(pool.preprocessing.invert(res.train_images))
   keep = res.keep
@@ -163,7 +175,7 @@ def _released_set(cfg, recipe, res: RunResults, pool, curves, canary=None
               "non-members": dist[~keep]}
     groups_by_metric[metric] = groups
     kept = slice(None) if canary is None else ~canary  # the strata leave the canaries out
-    attack = stratified_metrics(v["scores"][:, kept], keep[:, kept], is_init[:, kept])
+    attack = stratified_metrics(v["scores"][:, kept], keep[:, kept], is_init[:, kept], fprs)
     released[metric] = {
         "own_init_fraction": v["own_init_fraction"], "member_fraction": v["member_fraction"],
         "median_nearest_real_distance": float(np.median(v["nearest_distance"])),
@@ -289,8 +301,8 @@ def accuracy_points(results: dict, attack: str) -> list[dict]:
 
 def epsilon_rows(results: dict, attack: str) -> list[dict]:
   """The table of the DP yardstick, one row per recipe: accuracy, TPR@0.1% of all members,
-  TPR@1% of the init images, the canary lower bounds (split-half and one-run) and the proven
-  epsilon of DP recipes (None where there is none)."""
+  TPR@1% of the init images, the canary lower bounds (the valid one-run bound and the split-half
+  heuristic) and the proven epsilon of DP recipes (None where there is none)."""
   rows = []
   for name, r in results["recipes"].items():
     m = r["attacks"][attack]
@@ -302,7 +314,7 @@ def epsilon_rows(results: dict, attack: str) -> list[dict]:
         "tpr_at_0.1pct_all": StratumMetrics.from_json(every).at(0.001).tpr,
         "tpr_at_1pct_init": None if init is None else StratumMetrics.from_json(init).at(0.01).tpr,
         "epsilon_lb": None if canaries is None else canaries["epsilon_lb"],
-        "epsilon_lb_one_run": None if canaries is None else canaries["one_run"]["epsilon_lb"],
+        "epsilon_lb_heuristic": None if canaries is None else canaries["epsilon_lb_heuristic"],
         "epsilon_proven": None if privacy is None else privacy["epsilon"],
         "violations": 0 if privacy is None else len(privacy["violations"])})
   return rows

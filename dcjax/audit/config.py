@@ -25,7 +25,6 @@ from dcjax.mia import ATTACKS, DEFAULT_ATTACKS
 from dcjax.nets import NET_NAMES, default_net
 from dcjax.nets.layers import INITS
 from dcjax.runs import Condense, RandomSubset, Recipe, RunsConfig
-from dcjax.runs.recipes import DPSGD
 from dcjax.runs.recipes import parse_list
 from dcjax.train import TrainConfig
 from dcjax.train.config import COMPUTE_DTYPES
@@ -67,6 +66,7 @@ class AuditConfig:
   # is tuned with larger steps; measured on digits, dpsgd(4), 15 epochs, 2 runs: test accuracy
   # 78% at lr 0.05, 83% at 0.2, 91% at 0.5
   dp_lr: float = 0.5
+  dp_batch_size: int | None = None  # DP-SGD's expected Poisson batch (None: batch_size)
   batch_size: int = 256
   lr: float = 0.01
   # non-Siamese DSA (the dataset's strategy) while training each run's network: on
@@ -124,6 +124,8 @@ class AuditConfig:
                          "mtt_num_experts", "frepo_iterations", "frepo_batch_real",
                          "ssim_shortlist", "theory_iterations")
     checks.positive_finite(self, "lr", "dp_lr", "mtt_lr_syn_init", "frepo_lr_img")
+    if self.dp_batch_size is not None:
+      checks.positive_ints(self, "dp_batch_size")
     if self.canary_kind not in CANARY_KINDS:
       raise ValueError(f"AuditConfig.canary_kind must be one of {list(CANARY_KINDS)}, got "
                        f"{self.canary_kind!r}.")
@@ -177,21 +179,18 @@ def runs_config(cfg: AuditConfig, image_shape, recipe: Recipe) -> RunsConfig:
   (all IN examples), ``epochs`` for synthetic-size sets."""
   augment = cfg.real_augment if recipe.trains_on_pool else cfg.train_augment
   epochs = cfg.real_epochs if recipe.trains_on_pool else cfg.epochs
-  lr = cfg.lr
-  if isinstance(recipe, DPSGD):
-    epochs, lr = cfg.dp_epochs, cfg.dp_lr
-  train = TrainConfig(epochs=epochs,
-                      batch_size=cfg.batch_size, lr=lr,
+  train = TrainConfig(epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                       augment=strategy_for(cfg.dataset) if augment else None,
                       compute_dtype=cfg.train_compute_dtype)
   return RunsConfig(net=cfg.net or default_net(image_shape), train=train,
                     init_scheme=cfg.init_scheme)
 
 
-def condenser_config(cfg: AuditConfig, method: str, image_shape):
-  """The condenser's preset for ``cfg.ipc`` fitted to the dataset (``dataset_preset``: its
-  network and DSA strategy), with the audit's fields ``<method>_<field>`` and ``cond_net``."""
-  preset = dataset_preset(get_condenser(method), cfg.ipc, cfg.dataset, image_shape)
+def condenser_config(cfg: AuditConfig, method: str, image_shape, ipc: int):
+  """The condenser's preset for the recipe's ``ipc`` fitted to the dataset (``dataset_preset``:
+  its network and DSA strategy), with the audit's fields ``<method>_<field>`` and
+  ``cond_net``."""
+  preset = dataset_preset(get_condenser(method), ipc, cfg.dataset, image_shape)
   fields = {f.name for f in dataclasses.fields(preset)}
   prefix = method + "_"
   changes = {f.name[len(prefix):]: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
@@ -202,18 +201,40 @@ def condenser_config(cfg: AuditConfig, method: str, image_shape):
 
 
 def recipes(cfg: AuditConfig, image_shape) -> list[Recipe]:
-  """The audit's recipes with the condenser configs its fields describe."""
-  return [dataclasses.replace(r, config=condenser_config(cfg, r.method, image_shape))
-          if isinstance(r, Condense) and r.config is None else r for r in cfg.recipe_list]
+  """The audit's recipes with the condenser configs its fields describe (each for the recipe's
+  own ipc) and the training settings they take from it (dpsgd: ``dp_epochs``, ``dp_lr``)."""
+  out = []
+  for r in cfg.recipe_list:
+    if isinstance(r, Condense) and r.config is None:
+      r = dataclasses.replace(r, config=condenser_config(cfg, r.method, image_shape, r.ipc))
+    out.append(r.fill_from(cfg))
+  return out
+
+
+# The DP yardstick at paper scale (the critique's central comparison): DP-SGD at epsilon 1, 2,
+# 4, 8 and NDPDC at 1 and 10 (Zheng & Li's reference: 10,000 iterations, group size 50).
+PAPER_DP_RECIPES = ("dpsgd(1),dpsgd(2),dpsgd(4),dpsgd(8),condense(ndpdc,epsilon=1),"
+                    "condense(ndpdc,epsilon=10)")
+# 500 mislabeled canaries, IN for half of the runs like every pool example. What the one-run
+# bound can certify at that count (a perfect attack, delta 1e-5, 95%, Bonferroni over the runs;
+# measured with dcjax.privacy.auditing): eps 2.05 with 64 runs, 1.11 with 128 (the delta term,
+# 2 * 500 * delta, weighs more against the smaller per-run significance). docs/privacy.md.
+PAPER_CANARIES = 500
 
 
 def _paper(dataset: str, ipc: int) -> AuditConfig:
-  """Paper scale: the reference condenser hyperparameters (REFERENCE section 4), 64 runs, and
-  the reference evaluation of synthetic-size sets (1000 epochs with non-Siamese DSA, which the
-  published accuracies assume); `real` trains 50 epochs without augmentation."""
+  """Paper scale: the reference condenser hyperparameters (Zhao et al. 2021, Zhao & Bilen
+  2021/2023, Cazenavette et al. 2022, Zhou et al. 2022), 64 runs, and the reference evaluation
+  of synthetic-size sets (1000 epochs with non-Siamese DSA, which the published accuracies
+  assume); `real` trains 50 epochs without augmentation. DP-SGD trains 30 epochs with expected
+  batches of 1024 at lr 2.0 (momentum 0.9): the digits-measured lr 0.5 at batch 256 scaled
+  linearly with the batch, and the tens of epochs of large batches that DP-SGD baselines on
+  CIFAR-10 CNNs use (Tramer & Boneh 2021); a starting point, untuned at this scale."""
   outer, inner = dc_lib.loops_for_ipc(ipc)
   mtt_cfg, frepo_cfg = mtt_lib.preset(ipc), frepo_lib.preset(ipc)
   return AuditConfig(dataset=dataset, ipc=ipc, runs=64, epochs=1000, train_augment=True,
+                     recipes=f"{DEFAULT_RECIPES},{PAPER_DP_RECIPES}", canaries=PAPER_CANARIES,
+                     dp_epochs=30, dp_lr=2.0, dp_batch_size=1024, ndpdc_iterations=10_000,
                      mtt_iterations=mtt_cfg.iterations, mtt_syn_steps=mtt_cfg.syn_steps,
                      mtt_expert_epochs=mtt_cfg.expert_epochs,
                      mtt_max_start_epoch=mtt_cfg.max_start_epoch,
@@ -229,17 +250,31 @@ def _paper(dataset: str, ipc: int) -> AuditConfig:
 
 
 PRESETS: dict[str, AuditConfig] = {
-    # ~2 minutes on 2 CPU cores: a smoke run of the whole pipeline, not evidence
+    # ~2 minutes on 2 CPU cores: a smoke run of the whole pipeline, not evidence: every kind
+    # of recipe once (the condensers, one DP-SGD, one NDPDC) and a handful of canaries
     "quick": AuditConfig(runs=4, pool_size=400, ipc=5, epochs=100, real_epochs=100,
+                         recipes=f"{DEFAULT_RECIPES},dpsgd(4),condense(ndpdc,epsilon=4)",
+                         canaries=8, dp_epochs=5, ndpdc_iterations=30,
                          dm_iterations=30, dsa_iterations=3, dsa_outer_loop=1,
                          dsa_inner_loop=1, dc_iterations=3, dc_outer_loop=1, dc_inner_loop=1,
                          theory_iterations=100, mtt_iterations=5, mtt_syn_steps=5,
                          mtt_max_start_epoch=2, mtt_num_experts=1, frepo_iterations=20),
-    # the README's main command: the 7 condensation recipes in under 20 minutes on 2 CPU
-    # cores, the DP yardstick (4 x DP-SGD, NDPDC) about 30 more on the slower machines
+    # the README's main command: the 7 condensation recipes, the DP yardstick (4 x DP-SGD,
+    # NDPDC) and 32 canaries on the bundled digits
     "default": AuditConfig(recipes=f"{DEFAULT_RECIPES},{DP_RECIPES}", canaries=32),
     **{f"{d}_ipc{i}": _paper(d, i) for d in ("fashion_mnist", "cifar10", "celeba")
        for i in (10, 50)},
+}
+
+# One line per preset for --help: what it runs and what it is for.
+PRESET_SUMMARIES = {
+    "quick": ("smoke run of the whole pipeline on 400 digits, 4 runs: every condenser recipe, "
+              "dpsgd(4), condense(ndpdc,epsilon=4), 8 canaries (not evidence)"),
+    "default": ("the bundled digits, 16 runs: 7 condensation recipes, DP-SGD at eps 1-8, NDPDC "
+                "at 4, 32 canaries"),
+    **{f"{d}_ipc{i}": (f"paper scale, {d} ipc {i}, 64 runs (accelerator): reference "
+                       "hyperparameters, DP-SGD at eps 1-8, NDPDC at 1 and 10, 500 canaries")
+       for d in ("fashion_mnist", "cifar10", "celeba") for i in (10, 50)},
 }
 
 

@@ -29,6 +29,7 @@ from dcjax.audit.config import AuditConfig, recipes, runs_config
 from dcjax.data import load_dataset
 from dcjax.data.canaries import insert_canaries
 from dcjax.mia import balanced_keep_masks
+from dcjax.privacy import auditing
 from dcjax.runs import run_recipe
 
 # what the audit writes in its directory; --recompute removes these and nothing else
@@ -58,6 +59,8 @@ def prepare(cfg: AuditConfig, data_dir: str | None = None):
   # a key of its own (not a fifth split), so that audits without canaries keep their keys
   pool, is_canary = insert_canaries(jax.random.fold_in(key, CANARY_STREAM), pool,
                                     cfg.canaries, cfg.canary_kind)
+  if cfg.canaries:
+    auditing.require_auditor()  # the canary bound's library, before hours of runs
   keep = balanced_keep_masks(k_keep, cfg.runs, len(pool))
   recipe_list = recipes(cfg, pool.image_shape)
   for recipe in recipe_list:  # before fixing shapes, which may need every class populated
@@ -123,8 +126,8 @@ def run_audit(cfg: AuditConfig, out: str, data_dir: str | None = None, recompute
                        progress=progress)
       if membership_only:
         res = dataclasses.replace(res, train_images=None)
-      mechanism = recipe.mechanism(runs_config(cfg, pool.image_shape, recipe).train, pool, keep)
-      result = analysis.analyse_recipe(cfg, recipe, res, pool, is_canary, mechanism)
+      _, guarantee = recipe.plan(runs_config(cfg, pool.image_shape, recipe).train, pool, keep)
+      result = analysis.analyse_recipe(cfg, recipe, res, pool, is_canary, guarantee)
       summary = {**result.summary, "figures": figures.draw_recipe(
           str(recipe), result, out, f"{cfg.dataset}, {cfg.runs} runs")}
       summary["seconds"] = round(time.time() - since, 1)

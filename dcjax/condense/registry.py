@@ -20,8 +20,8 @@ network is trained with on its sets ("mse" for FRePo's regression targets).
 
 A differentially private condenser also has ``prepare(config, labels, num_classes, masks)``,
 which fits its config to the IN examples of the runs (sampling, static shapes, the noise
-calibrated to the config's epsilon), and its prepared config has ``mechanism()``, the accounted
-mechanism of every run (``dcjax.accounting.SampledGaussian``).
+calibrated to the config's epsilon), and its prepared config has ``guarantee()``, what every
+run provably is (``dcjax.privacy.accounting.Guarantee``: the accounted mechanism and delta).
 """
 
 from __future__ import annotations

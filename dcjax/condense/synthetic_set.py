@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import flax.struct
 import jax
 import numpy as np
 
-from dcjax import accounting, checkpoint, io
+from dcjax import checkpoint, io
 from dcjax.data.preprocessing import Preprocessing
 
 
@@ -46,13 +45,11 @@ class SyntheticSet:
 
   def privacy(self) -> dict | None:
     """The set's (epsilon, delta)-DP guarantee, for sets of a differentially private condenser
-    (configs with ``mechanism()``): the PLD accountant's epsilon at the config's delta and the
+    (configs with ``guarantee()``): the PLD accountant's epsilon at the config's delta and the
     accounted mechanism; None for the others (and for configs loaded back as dicts)."""
-    if not hasattr(self.config, "mechanism"):
+    if not hasattr(self.config, "guarantee"):
       return None
-    mech = self.config.mechanism()
-    return {"epsilon": accounting.epsilon(mech, self.config.delta), "delta": self.config.delta,
-            "accountant": "pld", "mechanism": dataclasses.asdict(mech)}
+    return self.config.guarantee().to_json()
 
   def metadata(self) -> dict:
     return {"num_classes": self.num_classes, "ipc": self.ipc, "method": self.method,

@@ -1,8 +1,14 @@
-"""Privacy checks beyond attacks on trained models: visual privacy and the linear-DM theory."""
+"""Differential privacy in one home: accounting (dp-accounting), the mechanisms every DP method
+in dcjax is built from (Poisson sampling with a capacity, per-example clipping, noisy sums), and
+auditing (empirical lower bounds from canaries, the check of attacks against a proven bound).
 
-from dcjax.privacy.theory import (linear_dm_check, linear_dm_closed_form, m_over_n_rows,
-                                  one_example_influence)
-from dcjax.privacy.visual import distance_scores, nearest_real, released_set_privacy, ssim
+Imports neither networks nor condensers: the training engine and the DP condensers call these
+mechanisms; the audit calls the accounting and the bounds.
+"""
 
-__all__ = ["distance_scores", "linear_dm_check", "linear_dm_closed_form", "m_over_n_rows",
-           "nearest_real", "one_example_influence", "released_set_privacy", "ssim"]
+from dcjax.privacy import accounting, auditing, mechanisms
+from dcjax.privacy.accounting import DEFAULT_DELTA, Guarantee, SampledGaussian
+from dcjax.privacy.mechanisms import clip_per_example, noisy_sum, poisson_sample
+
+__all__ = ["DEFAULT_DELTA", "Guarantee", "SampledGaussian", "accounting", "auditing",
+           "clip_per_example", "mechanisms", "noisy_sum", "poisson_sample"]

@@ -155,7 +155,8 @@ def run_many(keys: jax.Array, pool: Dataset, keep: np.ndarray, recipe: Recipe,
       x = np.concatenate([t.images for t in trainsets])
       y = np.concatenate([t.labels for t in trainsets])
       masks = np.kron(np.eye(num_runs, dtype=bool), np.ones((1, len(trainsets[0].labels)), bool))
-    return train_many(train_keys, net, x, y, recipe.train_config(cfg.train, keep),
+    train_cfg, _ = recipe.plan(cfg.train, pool, keep)
+    return train_many(train_keys, net, x, y, train_cfg,
                       masks=masks, progress=progress)
 
   variables = _cached(stage("params"), train, recompute)

@@ -15,7 +15,8 @@ Arguments are positional or ``name=value``; ``parse(text, defaults)`` fills the 
 (the audit fills ``ipc`` from its config, so ``condense(dm,init=real)`` is a recipe there). A
 condenser's config is not part of the text: None means its reference preset.
 A new kind is a dataclass with ``KIND`` and ``build_training_set``, passed to
-``register_recipe``; one that changes training overrides ``train_config``.
+``register_recipe``; one that changes training, or proves a privacy guarantee, overrides
+``plan`` (called once per recipe: its training config and its guarantee come from one place).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any, ClassVar
 import jax
 import numpy as np
 
-from dcjax import accounting
+from dcjax.privacy import accounting
 from dcjax.condense import condense, condense_many, get_condenser, random_subset
 from dcjax.condense.common import effective_batch_real
 from dcjax.condense.runner import dataset_preset, split_run_key
@@ -100,18 +101,23 @@ class Recipe:
     del checkpoint_dir, recompute
     return [self.build_training_set(k, pool, m, progress) for k, m in zip(keys, keep)]
 
-  def train_config(self, base: TrainConfig, keep: np.ndarray | None = None) -> TrainConfig:
-    """How this recipe's networks are trained, given the study's ``base`` config and the runs'
-    keep masks (M, N)."""
-    del keep
-    return base
+  def plan(self, base: TrainConfig, pool: Dataset, keep: np.ndarray
+           ) -> tuple[TrainConfig, accounting.Guarantee | None]:
+    """How this recipe's networks are trained, given the study's ``base`` config, the pool and
+    the runs' keep masks (M, N), and what it proves of every run: a
+    ``dcjax.privacy.accounting.Guarantee`` (each run's training set and network are the output
+    of, or post-processing of, its mechanism), or None for recipes without a guarantee."""
+    del pool, keep
+    return base, None
 
-  def mechanism(self, base: TrainConfig, pool: Dataset, keep: np.ndarray):
-    """The proven privacy of every run: a ``dcjax.accounting.SampledGaussian`` that
-    each run's training set and network are (at least as private as) the output of, or None
-    for recipes without a guarantee."""
-    del base, pool, keep
-    return None
+  def fill_from(self, settings: Any) -> Recipe:
+    """The recipe with each field that the syntax leaves out and that is unset (None) taken
+    from the attribute of the same name of ``settings`` (the audit's config: dpsgd's
+    ``dp_epochs`` and ``dp_lr``)."""
+    changes = {f.name: getattr(settings, f.name) for f in dataclasses.fields(self)
+               if not f.metadata.get("syntax", True) and getattr(self, f.name) is None
+               and hasattr(settings, f.name)}
+    return dataclasses.replace(self, **changes) if changes else self
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,11 +250,16 @@ class Condense(_PerClass):
                 for k in np.asarray(keep, bool))
     return dataclasses.replace(self, config=dataclasses.replace(self.config, batch_real=batch))
 
-  def train_config(self, base, keep=None):
-    """The condenser's loss for networks trained on its sets (FRePo's learned labels: MSE)."""
-    del keep
-    loss = get_condenser(self.method).train_loss
-    return base if base.loss == loss else dataclasses.replace(base, loss=loss)
+  def plan(self, base, pool, keep):
+    """The condenser's loss for networks trained on its sets (FRePo's learned labels: MSE);
+    a private condenser's guarantee (its config prepared for these runs)."""
+    condenser = get_condenser(self.method)
+    train = base if base.loss == condenser.train_loss else dataclasses.replace(
+        base, loss=condenser.train_loss)
+    if not condenser.private:
+      return train, None
+    return train, condenser.prepared(self._config(pool), pool.labels, pool.num_classes,
+                                     np.asarray(keep, bool)).guarantee()
 
   def build_training_set(self, key, pool, keep, progress=False):
     return _from_synset(condense(key, pool, self.method, self.ipc, self.init,
@@ -263,52 +274,67 @@ class Condense(_PerClass):
         self._config(pool), checkpoint_dir=checkpoint_dir, recompute=recompute,
         progress=progress)]
 
-  def mechanism(self, base, pool, keep):
-    condenser = get_condenser(self.method)
-    if not condenser.private:
-      return None
-    return condenser.prepared(self._config(pool), pool.labels, pool.num_classes,
-                              np.asarray(keep, bool)).mechanism()
 
 
 @dataclasses.dataclass(frozen=True)
 class DPSGD(Real):
   """Every IN example, trained by DP-SGD (Poisson batches of expected size batch_size,
-  per-example gradients clipped to ``clip``, Gaussian noise) with the noise multiplier
-  calibrated by the PLD accountant so that every run is (epsilon, delta)-DP: calibrated for
-  the run with the fewest members (the largest sampling rate) over the steps that the run with
-  the most members sets, so each run's own epsilon is at most ``epsilon``."""
+  per-example gradients clipped to ``clip``, Gaussian noise), the noise multiplier calibrated
+  by the PLD accountant so that every run is (epsilon, delta)-DP.
+
+  One mechanism for every run: the rate q = batch_size / n, the steps and the gradient's
+  normaliser q * n come from the public size ``n``, never from a run's own members (their
+  number is private under add/remove adjacency). n: declared, or the expected IN examples of
+  a run under the keep-mask design (half the pool for dcjax's balanced masks).
+  ``dp_epochs``, ``dp_lr`` and ``dp_batch_size`` (None: the base config's) are set by the
+  audit, not the syntax.
+  """
 
   KIND: ClassVar[str] = "dpsgd"
   epsilon: float = 1.0
   clip: float = 1.0
   delta: float = 1e-5
+  n: int | None = None
+  dp_epochs: int | None = dataclasses.field(default=None, metadata={"syntax": False})
+  dp_lr: float | None = dataclasses.field(default=None, metadata={"syntax": False})
+  dp_batch_size: int | None = dataclasses.field(default=None, metadata={"syntax": False})
 
   def __post_init__(self):
     for name, ok, expected in (
         ("epsilon", 0 < self.epsilon < float("inf"), "> 0 and finite"),
         ("clip", 0 < self.clip < float("inf"), "> 0 and finite"),
-        ("delta", 0 < self.delta < 1, "in (0, 1)")):
+        ("delta", 0 < self.delta < 1, "in (0, 1)"),
+        ("n", self.n is None or (isinstance(self.n, int) and self.n >= 1), "a positive int")):
       if not ok:
         raise ValueError(f"Recipe dpsgd needs {name} {expected}, got {getattr(self, name)!r}.")
 
-  def train_config(self, base, keep=None):
-    if keep is None:
-      raise ValueError("dpsgd calibrates its noise to the runs' keep masks; none given.")
-    counts = np.asarray(keep, bool).sum(1)
-    cfg = dataclasses.replace(base, sampling="poisson", dp_clip=float(self.clip),
-                              dp_noise=0.0, microbatch=None)
-    # the smallest run's mechanism (its rate, its truncation), with the noise left to calibrate
-    mech = accounting.dpsgd_mechanism(cfg, int(counts.min()), int(counts.max()))
+  def public_size(self, keep: np.ndarray) -> int:
+    """n: declared, or half the pool when every example is IN for exactly half of the runs."""
+    if self.n is not None:
+      return self.n
+    keep = np.atleast_2d(np.asarray(keep, bool))
+    runs = keep.shape[0]
+    if runs < 2 or runs % 2 or np.any(keep.sum(0) != runs // 2):
+      raise ValueError(
+          f"dpsgd: the public training-set size cannot be read off these {runs} keep mask(s) "
+          "(only the balanced design, every example IN for exactly half of the runs, fixes it "
+          "before the masks are drawn); declare it: dpsgd(epsilon, clip, delta, n).")
+    return max(1, keep.shape[1] // 2)
+
+  def plan(self, base, pool, keep):
+    del pool
+    keep = np.atleast_2d(np.asarray(keep, bool))
+    cfg = dataclasses.replace(
+        base, sampling="poisson", dp_clip=float(self.clip), dp_noise=0.0, microbatch=None,
+        dataset_size=self.public_size(keep), epochs=self.dp_epochs or base.epochs,
+        lr=self.dp_lr or base.lr, batch_size=self.dp_batch_size or base.batch_size)
+    # the truncation of the batches is accounted at the largest IN set, where it is likeliest
+    largest = int(keep.sum(1).max())
+    mech = accounting.dpsgd_mechanism(cfg, largest)
     sigma = accounting.calibrate_noise(self.epsilon, mech.sample_rate, mech.steps, self.delta,
                                        dataset_size=mech.dataset_size, capacity=mech.capacity)
-    return dataclasses.replace(cfg, dp_noise=sigma)
-
-  def mechanism(self, base, pool, keep):
-    del pool
-    counts = np.asarray(keep, bool).sum(1)
-    return accounting.dpsgd_mechanism(self.train_config(base, keep), int(counts.min()),
-                                      int(counts.max()))
+    cfg = dataclasses.replace(cfg, dp_noise=sigma)
+    return cfg, accounting.Guarantee(accounting.dpsgd_mechanism(cfg, largest), self.delta)
 
 
 def _from_synset(syn) -> TrainingSet:
@@ -400,7 +426,7 @@ def parse_list(text: str, defaults: dict[str, Any] | None = None) -> list[Recipe
 
 def _value(cls: type, name: str, text: str) -> Any:
   field = next(f for f in dataclasses.fields(cls) if f.name == name)
-  if field.type in ("int", int):
+  if field.type in ("int", int, "int | None"):
     return int(text)
   if field.type in ("float", float, "float | None"):
     return float(text)

@@ -36,16 +36,23 @@ class TrainConfig:
     in float32. On CPU bfloat16 is emulated and slower.
   sampling: "shuffle" (each epoch a random permutation of the IN examples cut into batches;
     the loss is the mean over the batch), or "poisson" (each step takes every IN example
-    independently with rate q = batch_size / n_in, up to ``poisson_capacity(...)`` of them,
-    a uniformly random subset when more are drawn; the loss is the sum over the batch divided
-    by the expected batch size q * n_in). Poisson sampling is what DP accounting assumes.
+    independently with rate q = min(1, batch_size / dataset_size), up to
+    ``dcjax.privacy.mechanisms.poisson_capacity(q * dataset_size, ...)`` of them, a uniformly
+    random subset when more are drawn; the loss is the sum over the batch divided by the
+    constant q * dataset_size; ceil(dataset_size / batch_size) steps per epoch; every step
+    updates, an empty batch too). Poisson sampling is what DP accounting assumes.
+  dataset_size: the public training-set size n that fixes Poisson sampling's rate, normaliser
+    and steps. It must not be computed from a run's own members (under add/remove adjacency
+    that number is private, and the accountant assumes one q for neighbouring sets): the
+    dpsgd recipe sets it from the pool and the keep-mask design. None: the largest training
+    set of the job (without DP only).
   loss: "xent" (softmax cross-entropy; with soft labels (N, C) against those rows) or "mse"
     (0.5 * the squared error of the logits to the label rows, integer labels as centred one-hot
     rows 1 - 1/C and -1/C: the loss FRePo trains and evaluates with on its learned labels).
   dp_clip: DP-SGD when set: every example's gradient is clipped to this L2 norm (inf: not
     clipped) before the batch's gradients are summed; ``dp_noise`` (the noise multiplier
     sigma) adds Gaussian noise of std sigma * dp_clip to the sum. Per-example gradients need
-    networks without BatchNorm. The privacy of a run: ``dcjax.accounting``.
+    networks without BatchNorm. The privacy of a run: ``dcjax.privacy.accounting``.
   """
 
   epochs: int = 300
@@ -60,6 +67,7 @@ class TrainConfig:
   models_per_chunk: int = 16
   compute_dtype: str = "float32"
   sampling: str = "shuffle"
+  dataset_size: int | None = None
   dp_clip: float | None = None
   dp_noise: float = 0.0
   loss: str = "xent"
@@ -96,6 +104,12 @@ class TrainConfig:
             and self.dp_noise >= 0):
       raise ValueError(f"TrainConfig.dp_noise must be a finite number >= 0, got "
                        f"{self.dp_noise!r}.")
+    if self.dataset_size is not None:
+      checks.positive_ints(self, "dataset_size")
+    if self.is_dp and self.sampling == "poisson" and self.dataset_size is None:
+      raise ValueError("TrainConfig: DP-SGD with Poisson sampling needs a public dataset_size "
+                       "(the rate q = batch_size / dataset_size must not depend on a run's own "
+                       "members); got dataset_size=None.")
     if self.dp_noise > 0 and (self.dp_clip is None or not math.isfinite(self.dp_clip)):
       raise ValueError(f"TrainConfig.dp_noise={self.dp_noise} needs a finite dp_clip (the "
                        f"noise std is dp_noise * dp_clip), got dp_clip={self.dp_clip!r}.")
@@ -103,6 +117,19 @@ class TrainConfig:
   @property
   def is_dp(self) -> bool:
     return self.dp_clip is not None
+
+  @property
+  def poisson_rate(self) -> float:
+    """q = min(1, batch_size / dataset_size) (Poisson sampling with a public size)."""
+    if self.dataset_size is None:
+      raise ValueError("TrainConfig.poisson_rate needs dataset_size.")
+    return min(1.0, self.batch_size / self.dataset_size)
+
+  def steps_per_epoch(self, largest_set: int) -> int:
+    """ceil(n / batch_size) for n = dataset_size (Poisson with a declared size), else the job's
+    largest training set."""
+    n = self.dataset_size if self.sampling == "poisson" and self.dataset_size else largest_set
+    return math.ceil(n / self.batch_size)
 
   @property
   def lr_decay_epoch(self) -> int:

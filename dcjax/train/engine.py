@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from typing import Any
 
 import flax.linen as nn
@@ -34,6 +33,7 @@ import optax
 from tqdm.auto import tqdm
 
 from dcjax.augment import dsa
+from dcjax.privacy import mechanisms
 from dcjax.sharding import run_mesh, shard_runs
 from dcjax.train.config import TrainConfig
 
@@ -51,6 +51,10 @@ class _Plan:
   batch_size: int  # slots per batch: cfg.batch_size (Poisson: its capacity), <= the largest set
   microbatch: int | None
   has_batch_stats: bool
+
+  @property
+  def poisson_rate(self) -> float:
+    return self.cfg.poisson_rate
 
 
 def resolve_strategy(cfg: TrainConfig) -> str:
@@ -101,33 +105,6 @@ def _batch_indices(order: jax.Array, n_in: jax.Array, step: jax.Array, batch_siz
   return order[jnp.mod(pos, jnp.maximum(n_in, 1))], valid
 
 
-POISSON_MARGIN = 5.0  # capacity above the expected batch, in its standard deviations
-
-
-def poisson_capacity(batch_size: int, largest_set: int) -> int:
-  """Slots of a Poisson batch of expected size ``batch_size``: the expected size plus 5 of its
-  standard deviations (more are drawn about once in 3.5 million steps; then a uniformly random
-  subset of them is used, which the accounting takes into account), never more than the
-  largest training set."""
-  return int(min(largest_set, math.ceil(batch_size + POISSON_MARGIN * math.sqrt(batch_size))))
-
-
-def poisson_rate(batch_size: int, n_in):
-  """The per-step inclusion probability q = min(1, batch_size / n_in)."""
-  return jnp.minimum(1.0, batch_size / jnp.maximum(n_in, 1))
-
-
-def _poisson_batch(key: jax.Array, mask: jax.Array, n_in: jax.Array, batch_size: int,
-                   capacity: int):
-  """Indices (capacity,) and validity of one Poisson batch: each IN example independently
-  with rate q; when more than ``capacity`` are drawn, those of the smallest draws (a uniformly
-  random subset)."""
-  u = jax.random.uniform(key, mask.shape)
-  chosen = mask & (u < poisson_rate(batch_size, n_in))
-  idx = jnp.argsort(jnp.where(chosen, u, 2.0 + u))[:capacity]
-  return idx, jnp.arange(capacity) < jnp.sum(chosen)
-
-
 def _loss_fn(plan: _Plan, params, extra, xb, yb, wb):
   compute = jnp.dtype(plan.cfg.compute_dtype)
   if compute != jnp.float32:  # mixed precision: the cast's gradient returns float32 grads
@@ -162,23 +139,16 @@ NOISE_STREAM = 0x6E6F6973  # DP noise keys: fold_in(fold_in(aug_key, NOISE_STREA
 
 def _dp_grads(plan: _Plan, grad_fn, params, extra, xb, yb, wb, noise_key):
   """DP-SGD: per-example gradients (vmap), each clipped to L2 norm dp_clip, summed, plus
-  Gaussian noise of std dp_noise * dp_clip on every coordinate. Returns (loss_sum, grads)."""
+  Gaussian noise of std dp_noise * dp_clip on every coordinate (``dcjax.privacy.mechanisms``).
+  Returns (loss_sum, grads)."""
   def one(x, y, w):
     (loss, _), g = grad_fn(params, extra, x[None], y[None], w[None])
     return loss, g
 
   losses, grads = jax.vmap(one)(xb, yb, wb)
-  norms = jnp.sqrt(sum(jnp.sum(g.reshape(g.shape[0], -1) ** 2, axis=1)
-                       for g in jax.tree.leaves(grads)))
-  factor = jnp.minimum(1.0, plan.cfg.dp_clip / jnp.maximum(norms, 1e-12))
-  summed = jax.tree.map(lambda g: jnp.tensordot(factor, g, axes=1), grads)
-  if plan.cfg.dp_noise > 0:
-    leaves, tree = jax.tree.flatten(summed)
-    keys = jax.random.split(noise_key, len(leaves))
-    std = plan.cfg.dp_noise * plan.cfg.dp_clip
-    summed = jax.tree.unflatten(tree, [g + std * jax.random.normal(k, g.shape, g.dtype)
-                                       for g, k in zip(leaves, keys)])
-  return jnp.sum(losses), summed
+  clipped, _ = mechanisms.clip_per_example(grads, plan.cfg.dp_clip)
+  noise_std = plan.cfg.dp_noise * plan.cfg.dp_clip if plan.cfg.dp_noise > 0 else 0.0
+  return jnp.sum(losses), mechanisms.noisy_sum(noise_key, clipped, noise_std)
 
 
 def _train_step(plan: _Plan, tx, state, pool_x, pool_y, order, n_in, weights, step, aug_key,
@@ -186,9 +156,10 @@ def _train_step(plan: _Plan, tx, state, pool_x, pool_y, order, n_in, weights, st
   """One SGD step of one model. state = (variables, opt_state). Returns (state, loss).
   ``mask`` (N,) and ``sample_key``: the IN examples and the batch keys of Poisson sampling."""
   variables, opt_state = state
-  if plan.cfg.sampling == "poisson":
-    idx, valid = _poisson_batch(jax.random.fold_in(sample_key, step), mask, n_in,
-                                plan.cfg.batch_size, plan.batch_size)
+  poisson = plan.cfg.sampling == "poisson"
+  if poisson:
+    idx, valid = mechanisms.poisson_sample(jax.random.fold_in(sample_key, step), mask,
+                                           plan.poisson_rate, plan.batch_size)
   else:
     step_in_epoch = jnp.mod(step, plan.steps_per_epoch)
     idx, valid = _batch_indices(order, n_in, step_in_epoch, plan.batch_size)
@@ -213,18 +184,20 @@ def _train_step(plan: _Plan, tx, state, pool_x, pool_y, order, n_in, weights, st
       (l, updates), g = grad_fn(params, extra, xb[sl], yb[sl], wb[sl])
       loss_sum, grads = loss_sum + l, jax.tree.map(jnp.add, grads, g)
   total = jnp.sum(wb)
-  if plan.cfg.sampling == "poisson":  # the expected batch (data-independent given n_in)
-    normaliser = poisson_rate(plan.cfg.batch_size, n_in) * jnp.sum(mask * weights)
-  else:
-    normaliser = total
+  # Poisson: the expected batch q * n of the public size n, one constant for every run (a
+  # normaliser from the batch or from a run's members would release their number)
+  normaliser = plan.poisson_rate * plan.cfg.dataset_size if poisson else total
   scale = 1.0 / jnp.maximum(normaliser, 1e-12)
   grads = jax.tree.map(lambda g: g * scale, grads)
   upd, new_opt = tx.update(grads, opt_state, params)
-  new_vars = {**extra, **updates, "params": optax.apply_updates(params, upd)}
-  # A batch with no IN example (a model with fewer members than the largest) is skipped.
+  new_state = ({**extra, **updates, "params": optax.apply_updates(params, upd)}, new_opt)
+  if poisson or plan.cfg.is_dp:  # every step is released: an empty batch updates with noise
+    return new_state, loss_sum * scale
+  # Shuffled batches: a batch with no IN example (the padding steps of a model with fewer
+  # members than the largest) is skipped.
   keep = total > 0
-  new_state = jax.tree.map(lambda new, old: jnp.where(keep, new, old),
-                           (new_vars, new_opt), (variables, opt_state))
+  new_state = jax.tree.map(lambda new, old: jnp.where(keep, new, old), new_state,
+                           (variables, opt_state))
   return new_state, loss_sum * scale
 
 
@@ -257,12 +230,15 @@ def _prepare(net, pool_x, pool_y, cfg, masks, example_weights, num_models):
   counts = masks.sum(axis=1)
   if counts.min() < 1:
     raise ValueError(f"Model {int(counts.argmin())} has no training example (empty mask).")
-  steps_per_epoch = math.ceil(int(counts.max()) / cfg.batch_size)
+  largest = int(counts.max())
+  if cfg.sampling == "poisson" and cfg.dataset_size is None:
+    cfg = dataclasses.replace(cfg, dataset_size=largest)  # without DP only (TrainConfig checks)
+  steps_per_epoch = cfg.steps_per_epoch(largest)
   # A batch never needs more slots than the largest training set (a 100-image synthetic set
   # with batch 256 is one batch of 100): padding slots would cost compute and change nothing.
-  batch_size = min(cfg.batch_size, int(counts.max()))
+  batch_size = min(cfg.batch_size, largest)
   if cfg.sampling == "poisson":
-    batch_size = poisson_capacity(cfg.batch_size, int(counts.max()))
+    batch_size = mechanisms.poisson_capacity(cfg.poisson_rate * cfg.dataset_size, largest)
   probe = jax.eval_shape(lambda: init_variables(jax.random.key(0), net, pool_x.shape[1:]))
   has_bs = "batch_stats" in probe
   if has_bs and cfg.is_dp:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dcjax.privacy import distance_scores, nearest_real, released_set_privacy, ssim
+from dcjax.audit.visual import distance_scores, nearest_real, released_set_privacy, ssim
 
 
 def _pixels(n, seed=0, shape=(8, 8, 1)):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from dcjax import accounting
-from dcjax.accounting import SampledGaussian
+from dcjax.privacy import accounting
+from dcjax.privacy.accounting import SampledGaussian
 from dcjax.train import TrainConfig
 
 # De et al. (2022), CIFAR-10 at eps 1: noise multiplier 10, batch 4096 of 50,000, 875 steps;
@@ -59,9 +59,12 @@ def test_tradeoff_curve_of_one_gaussian_step_is_the_gaussian_dp_curve():
 
 
 def test_truncated_poisson_batches_are_accounted_by_pld_and_refused_by_rdp():
-  cfg = TrainConfig(epochs=2, batch_size=64, sampling="poisson", dp_clip=1.0, dp_noise=2.0)
-  mech = accounting.dpsgd_mechanism(cfg, n_in=300, largest_set=320)
-  assert mech.steps == 2 * math.ceil(320 / 64) and mech.sample_rate == pytest.approx(64 / 300)
+  cfg = TrainConfig(epochs=2, batch_size=64, sampling="poisson", dp_clip=1.0, dp_noise=2.0,
+                    dataset_size=300)
+  mech = accounting.dpsgd_mechanism(cfg, largest_set=320)
+  # rate and steps from the public size, truncation accounted at the largest set
+  assert mech.steps == 2 * math.ceil(300 / 64) and mech.sample_rate == pytest.approx(64 / 300)
+  assert mech.dataset_size == 320
   assert mech.truncated and mech.capacity == math.ceil(64 + 5 * 8)
   truncated = accounting.epsilon(mech)
   plain = accounting.epsilon(SampledGaussian(2.0, 64 / 300, mech.steps))
@@ -81,4 +84,6 @@ def test_bad_input_is_named():
     accounting.calibrate_noise(0.0, 0.1, 10)
   with pytest.raises(ValueError, match="needs DP-SGD with Poisson sampling"):
     accounting.dpsgd_mechanism(TrainConfig(dp_clip=1.0), 100)
+  with pytest.raises(ValueError, match="needs a public dataset_size"):
+    TrainConfig(dp_clip=1.0, sampling="poisson")
   assert accounting.epsilon(SampledGaussian(0.0, 0.1, 10)) == math.inf

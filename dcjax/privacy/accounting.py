@@ -162,20 +162,41 @@ def calibrate_noise(target_epsilon: float, sample_rate: float, steps: int,
       dpa.ExplicitBracketInterval(sigma / 2, sigma * 1.05), tol=1e-3))
 
 
-def dpsgd_mechanism(cfg, n_in: int, largest_set: int | None = None) -> SampledGaussian:
-  """The mechanism of one DP-SGD run (``TrainConfig`` with ``dp_clip`` and Poisson sampling) on
-  ``n_in`` examples, trained beside runs of at most ``largest_set`` examples (the engine's
-  steps per epoch follow the largest set: ceil(largest_set / batch_size))."""
-  from dcjax.train.engine import poisson_capacity  # pylint: disable=import-outside-toplevel
-  if not cfg.is_dp or cfg.sampling != "poisson":
-    raise ValueError(f"accounting needs DP-SGD with Poisson sampling, got dp_clip="
-                     f"{cfg.dp_clip!r}, sampling={cfg.sampling!r}.")
-  largest_set = largest_set or n_in
-  if not 1 <= n_in <= largest_set:
-    raise ValueError(f"n_in must be in [1, largest_set={largest_set}], got {n_in!r}.")
-  steps = cfg.epochs * math.ceil(largest_set / min(cfg.batch_size, largest_set))
-  return SampledGaussian(float(cfg.dp_noise), min(1.0, cfg.batch_size / n_in), steps, n_in,
-                         poisson_capacity(cfg.batch_size, largest_set))
+def dpsgd_mechanism(cfg, largest_set: int | None = None) -> SampledGaussian:
+  """The mechanism of every DP-SGD run of ``cfg`` (a ``TrainConfig`` with ``dp_clip``, Poisson
+  sampling and its public ``dataset_size`` n): steps = epochs * ceil(n / batch_size) at rate
+  q = min(1, batch_size / n), whatever a run's own number of members. Batches are truncated to
+  the engine's capacity, accounted for a set of ``largest_set`` examples (default n): the
+  largest IN set of the runs, where truncation is likeliest."""
+  from dcjax.privacy.mechanisms import poisson_capacity  # pylint: disable=import-outside-toplevel
+  if not cfg.is_dp or cfg.sampling != "poisson" or cfg.dataset_size is None:
+    raise ValueError(f"accounting needs DP-SGD with Poisson sampling at a public dataset_size, "
+                     f"got dp_clip={cfg.dp_clip!r}, sampling={cfg.sampling!r}, "
+                     f"dataset_size={cfg.dataset_size!r}.")
+  n = cfg.dataset_size
+  largest_set = max(largest_set or n, 1)
+  return SampledGaussian(float(cfg.dp_noise), cfg.poisson_rate, cfg.epochs * cfg.steps_per_epoch(n),
+                         largest_set, poisson_capacity(cfg.poisson_rate * n, largest_set))
+
+
+@dataclasses.dataclass(frozen=True)
+class Guarantee:
+  """What a recipe proves of every one of its runs: ``mechanism`` is (epsilon, ``delta``)-DP
+  under add/remove-one adjacency, epsilon by the PLD accountant."""
+
+  mechanism: SampledGaussian
+  delta: float = DEFAULT_DELTA
+
+  def __post_init__(self):
+    _check_delta(self.delta)
+
+  @property
+  def epsilon(self) -> float:
+    return epsilon(self.mechanism, self.delta)
+
+  def to_json(self) -> dict:
+    return {"epsilon": self.epsilon, "delta": self.delta, "accountant": "pld",
+            "mechanism": dataclasses.asdict(self.mechanism)}
 
 
 def analytic_gaussian_delta(sigma: float, eps: float) -> float:

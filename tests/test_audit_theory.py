@@ -5,7 +5,7 @@ import numpy as np
 
 from dcjax.condense import DMConfig, condense
 from dcjax.data import from_arrays
-from dcjax.privacy import linear_dm_closed_form, one_example_influence
+from dcjax.audit.theory import linear_dm_closed_form, one_example_influence
 
 
 def test_closed_form_predicts_the_dm_code_path_and_one_example_moves_all_by_1_over_n1():
@@ -50,7 +50,7 @@ def test_influence_names_an_empty_class():
 
 
 def test_linear_dm_check_runs_the_dm_code_on_a_runs_members():
-  from dcjax.privacy import linear_dm_check, m_over_n_rows  # pylint: disable=import-outside-toplevel
+  from dcjax.audit.theory import linear_dm_check, m_over_n_rows  # pylint: disable=import-outside-toplevel
   rng = np.random.default_rng(5)
   labels = np.repeat(np.arange(3), 12)
   data = from_arrays(rng.uniform(size=(36, 5, 5, 1)).astype(np.float32), labels)
