@@ -20,7 +20,8 @@ import pytest
 from dcjax import cli
 from dcjax.data import from_arrays, load_dataset
 from dcjax.mia import balanced_keep_masks
-from dcjax.runs import Real, RunsConfig, run_recipe
+from dcjax.condense import dpdc
+from dcjax.runs import DPSGD, Real, RunsConfig, run_recipe
 from dcjax.train import TrainConfig
 from experiments import audit as audit_exp
 from experiments import condense as condense_exp
@@ -308,6 +309,36 @@ API_CASES.update({
     "test-set-preprocessing": (_test_set_of_other_preprocessing,
                                "test set is normalised differently from the pool"),
 })
+
+
+def _dpsgd_on_one_mask():
+  _, keep = _pool_and_keep()
+  DPSGD(2.0).plan(TrainConfig(), None, keep[:1])
+
+
+def _ndpdc_on_unbalanced_masks():
+  labels = np.tile(np.arange(3), 20)
+  keep = np.asarray(balanced_keep_masks(jax.random.key(0), 4, len(labels))).copy()
+  keep[0, 0] = ~keep[0, 0]  # one example IN for 1 or 3 of the 4 runs
+  dpdc.prepare(dpdc.NDPDCConfig(), labels, 3, keep)
+
+
+DP_CASES = {
+    "dp-size-undeclared": (_dpsgd_on_one_mask,
+                           r"declare it: dpsgd\(epsilon, clip, delta, n\)"),
+    "dp-class-sizes-undeclared": (_ndpdc_on_unbalanced_masks,
+                                  r"Declare class_sizes=\(n_0, ..., n_C-1\)"),
+    "dpsgd-without-public-size": (lambda: TrainConfig(dp_clip=1.0, sampling="poisson"),
+                                  "DP-SGD with Poisson sampling needs a public dataset_size"),
+}
+API_CASES.update(DP_CASES)
+
+
+@pytest.mark.parametrize("case", sorted(DP_CASES))
+def test_dp_refuses_a_size_it_cannot_know_is_public(case):
+  build, message = DP_CASES[case]
+  with pytest.raises(ValueError, match=message):
+    build()
 
 
 @pytest.mark.parametrize("case", ["test-set-shape", "test-set-preprocessing"])

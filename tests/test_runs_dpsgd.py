@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from dcjax.mia import balanced_keep_masks
-from dcjax.privacy import accounting
 from dcjax.runs import DPSGD, parse
 from dcjax.train import TrainConfig
 

@@ -85,6 +85,36 @@ def test_an_empty_poisson_batch_still_releases_a_noisy_update(tiny_rgb):
   assert one_step(dataclasses.replace(cfg, dp_noise=1.0)) > 1e-3
 
 
+def test_one_added_member_moves_a_dp_step_by_at_most_lr_clip_over_the_normaliser(tiny_rgb):
+  """Neighbouring IN sets, the same keys: the same rate and normaliser (from the public size),
+  and one SGD step's parameters differ by at most lr * clip / (q n), the accounted sensitivity
+  of the noisy sum scaled by the constant normaliser."""
+  train_set, _ = tiny_rgb
+  n = len(train_set)
+  smaller = np.zeros(n, bool)
+  smaller[:5] = True
+  larger = smaller.copy()
+  larger[5] = True
+  cfg = dataclasses.replace(TINY, batch_size=4, lr=1.0, momentum=0.0, weight_decay=0.0,
+                            sampling="poisson", dataset_size=4, dp_clip=0.5, dp_noise=1.0)
+  x, y, _, weights, plan = engine._prepare(NET, train_set.images, train_set.labels, cfg,
+                                           larger[None], None, 1)
+  assert plan.poisson_rate == 1.0 and plan.batch_size >= 6  # every member sampled, no cut
+
+  def step(mask):
+    state = engine._init_state(plan, jax.random.key(0), x[:1])
+    (after, _), _ = engine._jit_step(plan, state, x, y, jnp.arange(n), jnp.int32(mask.sum()),
+                                     jnp.asarray(weights[0]), jnp.int32(0), jax.random.key(1),
+                                     jnp.asarray(mask), jax.random.key(2))
+    return after["params"]
+
+  a, b = step(smaller), step(larger)
+  moved = np.sqrt(sum(float(jnp.sum((u - v) ** 2)) for u, v in zip(jax.tree.leaves(a),
+                                                                     jax.tree.leaves(b))))
+  normaliser = plan.poisson_rate * cfg.dataset_size
+  assert 0 < moved <= cfg.lr * cfg.dp_clip / normaliser * (1 + 1e-4)
+
+
 def test_batchnorm_networks_are_refused_for_dpsgd(tiny_rgb):
   train_set, _ = tiny_rgb
   cfg = dataclasses.replace(TINY, dp_clip=1.0, dp_noise=1.0, sampling="poisson", dataset_size=20)
