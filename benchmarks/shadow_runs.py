@@ -31,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from dcjax import key_tree  # noqa: E402
 from dcjax import io  # noqa: E402
 from dcjax.augment import strategy_for  # noqa: E402
 from dcjax.condense import get_condenser  # noqa: E402
@@ -49,13 +50,14 @@ def plain_loop(pool, test, keep, recipe, cfg, key) -> float:
   start = time.perf_counter()
   keys = run_keys(key, keep.shape[0])
   for r in range(keep.shape[0]):
-    item = recipe.build_training_set(jax.random.fold_in(keys[r], 0), pool, keep[r])
+    item = recipe.build_training_set(key_tree.stage(keys[r], key_tree.TRAINING_SET), pool,
+                                     keep[r])
     if recipe.trains_on_pool:
       idx = np.flatnonzero(keep[r])
       x, y = np.asarray(pool.images)[idx], np.asarray(pool.labels)[idx]
     else:
       x, y = item.images, item.labels
-    params = train(jax.random.fold_in(keys[r], 1), net, x, y, cfg.train)
+    params = train(key_tree.stage(keys[r], key_tree.TRAINING), net, x, y, cfg.train)
     for v in views:
       jax.block_until_ready(predict(net, params, apply_view(jnp.asarray(pool.images), v)))
     jax.block_until_ready(predict(net, params, test.images))

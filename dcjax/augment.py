@@ -10,7 +10,8 @@ Images are normalised (N, H, W, C) arrays; every op is differentiable with respe
 * Mode "S": each call picks ONE token of the strategy string at random and applies only it;
   "color" applies brightness, saturation and contrast in turn.
 
-Reference parameters (REFERENCE section 3) are the defaults of ``DSAParams``.
+Reference parameters (Zhao & Bilen, ICML 2021; ParamDiffAug in
+VICO-UoE/DatasetCondensation's utils.py) are the defaults of ``DSAParams``.
 """
 
 from __future__ import annotations

@@ -6,6 +6,20 @@ import math
 from typing import Any
 
 
+def one_of(value: Any, choices, what: str) -> None:
+  """``value`` must be one of ``choices``: "Unknown <what> 'v'; expected one of [...]"."""
+  if value not in choices:
+    raise ValueError(f"Unknown {what} {value!r}; expected one of {list(choices)}.")
+
+
+def field_one_of(config: Any, name: str, choices) -> None:
+  """The field ``name`` of ``config`` must be one of ``choices``."""
+  value = getattr(config, name)
+  if value not in choices:
+    raise ValueError(f"{type(config).__name__}.{name} must be one of {list(choices)}, got "
+                     f"{value!r}.")
+
+
 def positive_ints(config: Any, *names: str) -> None:
   """Each named field must be an int >= 1."""
   for name in names:

@@ -1,4 +1,4 @@
-"""Condense a dataset with DM, DC or DSA, then evaluate it against the random-subset baseline.
+"""Condense a dataset with a registered condenser (``--method``), then evaluate it against the random-subset baseline.
 
     python -m experiments.condense --dataset digits --method dm --ipc 10
     python -m experiments.condense --dataset cifar10 --data-dir DIR --method dsa --ipc 10

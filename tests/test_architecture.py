@@ -190,3 +190,14 @@ def test_a_condenser_added_through_the_registry_runs_in_the_audit(tmp_path):
   assert fewer["resumed_recipes"] == [] and stage_times() == before and len(before) >= 10
   assert set(fewer["recipes"]["real"]["attacks"]) == {"loss"}
   assert fewer["recipes"]["real"]["attacks"]["loss"] == res["recipes"]["real"]["attacks"]["loss"]
+
+
+def test_every_key_is_derived_in_the_key_tree():
+  """dcjax/key_tree.py is the one module that folds keys: the tree reads in one place."""
+  from dcjax import key_tree  # pylint: disable=import-outside-toplevel
+  folding = sorted(_module_name(p) for p in ROOT.rglob("*.py")
+                   if "random.fold_in(" in p.read_text() and p.name != "key_tree.py")
+  assert folding == []
+  purposes = [key_tree.CANARY, key_tree.SETUP, key_tree.STATE, key_tree.NOISE,
+              key_tree.BATCH_STATS]
+  assert len(set(purposes)) == len(purposes)

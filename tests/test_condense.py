@@ -13,7 +13,7 @@ from dcjax.condense import (DCConfig, DMConfig, condense, evaluate, load_synthet
                             match_distance, random_subset, save_synthetic_set)
 from dcjax.augment import DEFAULT_STRATEGY, DIGIT_STRATEGY
 from dcjax.condense import dc, dm, get_condenser, reference_eval_config
-from dcjax.condense.runner import resolve_config
+from dcjax.condense.run_setup import resolve_config
 from dcjax.data import from_arrays, load_dataset
 from dcjax.nets import get_net
 from dcjax.train import TrainConfig

@@ -1,5 +1,6 @@
-"""condense_many: every run equals condense from its key and mask, under both strategies; it
-resumes from its block checkpoints; bad input is named."""
+"""condense_many: every run equals that run alone (condense, the one runner with one run, on the
+Python-driven loop strategy), under both strategies; it resumes from its block checkpoints;
+bad input is named."""
 
 import os
 import shutil
@@ -29,9 +30,10 @@ def _inputs(num_runs):
 
 @pytest.fixture(scope="module")
 def reference():
-  """condense, run by run (the loop every other path must equal)."""
+  """condense, run by run on the loop strategy (what every other path must equal)."""
   pool, keys, masks = _inputs(2)
-  return [condense(k, pool, "dm", 2, "real", mask=m, config=CFG) for k, m in zip(keys, masks)]
+  return [condense(k, pool, "dm", 2, "real", mask=m, config=CFG, strategy="loop")
+          for k, m in zip(keys, masks)]
 
 
 @pytest.mark.parametrize("strategy", ["loop", "vmap"])
@@ -53,7 +55,7 @@ def test_dc_vmapped_over_runs_equals_condense_run_by_run():
                  net="MLP")
   many = condense_many(keys, pool, "dc", 2, "real", masks, cfg, strategy="vmap")
   for one, key, mask in zip(many, keys, masks):
-    ref = condense(key, pool, "dc", 2, "real", mask=mask, config=cfg)
+    ref = condense(key, pool, "dc", 2, "real", mask=mask, config=cfg, strategy="loop")
     np.testing.assert_allclose(one.images, ref.images, rtol=1e-5, atol=1e-5)
     assert float(np.abs(np.asarray(one.images) - np.asarray(pool.images)[one.init_indices]
                         ).max()) > 1e-3  # the images moved

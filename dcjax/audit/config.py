@@ -52,7 +52,8 @@ class AuditConfig:
   # The attack of the verdict and the summary figure. Offline, because a pool member of a
   # synthetic-size recipe is mostly NOT used by its run (ipc of ~N/(2C) members per class), so
   # online LiRA's IN distribution is diluted by unused members; fixed variance, because with
-  # <= 64 runs per-example spreads are noisy (REFERENCE section 7). All attacks are reported.
+  # <= 64 runs per-example spreads are noisy (Carlini et al., "Membership Inference Attacks From First Principles", S&P
+  # 2022: with few shadow models the fixed-variance test is stronger). All attacks are reported.
   primary_attack: str = "lira_offline_fixed"
   net: str | None = None  # trained in every run (None: default_net of the image size)
   init_scheme: str = "torch"  # of every run's network: the reference's PyTorch init, or "flax"
@@ -113,9 +114,7 @@ class AuditConfig:
   theory_iterations: int = 300
 
   def __post_init__(self):
-    if self.dataset not in DATASET_NAMES:
-      raise ValueError(f"Unknown dataset {self.dataset!r}; expected one of "
-                       f"{list(DATASET_NAMES)}.")
+    checks.one_of(self.dataset, DATASET_NAMES, "dataset")
     checks.positive_ints(self, "ipc", "epochs", "real_epochs", "dp_epochs", "batch_size",
                          "dm_iterations", "dm_batch_real", "dsa_iterations", "dsa_outer_loop",
                          "dsa_inner_loop", "dsa_batch_real", "dc_iterations", "dc_outer_loop", "dc_inner_loop",
@@ -126,20 +125,14 @@ class AuditConfig:
     checks.positive_finite(self, "lr", "dp_lr", "mtt_lr_syn_init", "frepo_lr_img")
     if self.dp_batch_size is not None:
       checks.positive_ints(self, "dp_batch_size")
-    if self.canary_kind not in CANARY_KINDS:
-      raise ValueError(f"AuditConfig.canary_kind must be one of {list(CANARY_KINDS)}, got "
-                       f"{self.canary_kind!r}.")
+    checks.field_one_of(self, "canary_kind", CANARY_KINDS)
     if not isinstance(self.canaries, int) or isinstance(self.canaries, bool) or self.canaries < 0:
       raise ValueError(f"AuditConfig.canaries must be an int >= 0, got {self.canaries!r}.")
     if self.canaries == 1:
       raise ValueError("AuditConfig.canaries=1: the canary bound splits the canaries in two "
                        "halves; use 0 or at least 2 (16 or more for a useful bound).")
-    if self.init_scheme not in INITS:
-      raise ValueError(f"AuditConfig.init_scheme must be one of {list(INITS)}, got "
-                       f"{self.init_scheme!r}.")
-    if self.train_compute_dtype not in COMPUTE_DTYPES:
-      raise ValueError(f"AuditConfig.train_compute_dtype must be one of {COMPUTE_DTYPES}, got "
-                       f"{self.train_compute_dtype!r}.")
+    checks.field_one_of(self, "init_scheme", INITS)
+    checks.field_one_of(self, "train_compute_dtype", COMPUTE_DTYPES)
     if not isinstance(self.runs, int) or self.runs < 4 or self.runs % 2:
       raise ValueError(f"AuditConfig.runs must be an even int >= 4 (each example IN for half "
                        f"the runs; online LiRA needs IN and OUT shadows), got {self.runs!r}.")
@@ -279,6 +272,5 @@ PRESET_SUMMARIES = {
 
 
 def get_preset(name: str) -> AuditConfig:
-  if name not in PRESETS:
-    raise ValueError(f"Unknown preset {name!r}; expected one of {list(PRESETS)}.")
+  checks.one_of(name, PRESETS, "preset")
   return PRESETS[name]

@@ -22,7 +22,7 @@ import time
 import jax
 import numpy as np
 
-from dcjax import checkpoint, io, workdir
+from dcjax import checkpoint, io, key_tree, workdir
 from dcjax.audit import analysis, figures
 from dcjax.audit import report as report_lib
 from dcjax.audit.config import AuditConfig, recipes, runs_config
@@ -36,9 +36,6 @@ from dcjax.runs import run_recipe
 OWNED_ENTRIES = ("stages", "results.json", "report.md", "accuracy_vs_tpr.png",
                  "accuracy_vs_epsilon.png", "roc_*.png",
                  "nearest_*.png", "init_*.png", "distances_*.png")
-
-
-CANARY_STREAM = 0xCA7A
 
 
 def prepare(cfg: AuditConfig, data_dir: str | None = None):
@@ -57,7 +54,7 @@ def prepare(cfg: AuditConfig, data_dir: str | None = None):
     pool = train_set.subset(np.sort(np.asarray(
         jax.random.permutation(k_pool, len(train_set))[:cfg.pool_size])))
   # a key of its own (not a fifth split), so that audits without canaries keep their keys
-  pool, is_canary = insert_canaries(jax.random.fold_in(key, CANARY_STREAM), pool,
+  pool, is_canary = insert_canaries(key_tree.purpose(key, key_tree.CANARY), pool,
                                     cfg.canaries, cfg.canary_kind)
   if cfg.canaries:
     auditing.require_auditor()  # the canary bound's library, before hours of runs

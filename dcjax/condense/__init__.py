@@ -1,14 +1,13 @@
-"""Dataset condensation: DM, DC and DSA behind one registry and one resumable, mask-aware
-runner."""
+"""Dataset condensation: DM, DC, DSA, MTT, FRePo and the DP condensers NDPDC and LDPDC,
+behind one registry and one resumable, mask-aware runner."""
 
 from dcjax.condense.dc import DCConfig, match_distance
 from dcjax.condense.dm import DMConfig
 from dcjax.condense.evaluate import evaluate, protocol_config, reference_eval_config
-from dcjax.condense.many import condense_many
 from dcjax.condense.registry import (Condenser, condenser_names, get_condenser,
                                      register_condenser)
-from dcjax.condense.runner import (check_members, condense, dataset_preset, random_subset,
-                                   validate)
+from dcjax.condense.run_setup import check_members, dataset_preset, random_subset, validate
+from dcjax.condense.runner import condense, condense_many
 from dcjax.condense.synthetic_set import (SyntheticSet, load_synthetic_set, save_synthetic_set,
                                          synset_complete)
 

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dcjax import checks, key_tree
 from dcjax.augment import dsa
 from dcjax.data.sampling import sample_per_class
 from dcjax.nets import get_net
@@ -36,9 +37,7 @@ def resolve_conv_impl(conv_impl: str) -> str:
   unvectorised per-class loop it replaced 25.9 s. Not measured on an accelerator, so there the
   native convolution stays.
   """
-  if conv_impl not in CONV_IMPL_CHOICES:
-    raise ValueError(f"Unknown conv_impl {conv_impl!r}; expected one of "
-                     f"{list(CONV_IMPL_CHOICES)}.")
+  checks.one_of(conv_impl, CONV_IMPL_CHOICES, "conv_impl")
   if conv_impl != "auto":
     return conv_impl
   return "xla_patch_grad" if jax.default_backend() == "cpu" else "xla"
@@ -82,8 +81,7 @@ def real_batches(key: jax.Array, pool_x: jax.Array, pool_y: jax.Array, num_class
 def init_images(key: jax.Array, pool_x, pool_y, num_classes: int, ipc: int, init: str,
                 mask=None) -> tuple[jax.Array, jax.Array]:
   """Initial synthetic images (num_classes * ipc, H, W, C) and their pool indices (-1: noise)."""
-  if init not in INITS:
-    raise ValueError(f"Unknown init {init!r}; expected one of {list(INITS)}.")
+  checks.one_of(init, INITS, "init")
   if init == "real":
     idx = sample_per_class(key, pool_y, num_classes, ipc, mask).reshape(-1)
     return jnp.asarray(pool_x)[idx], idx.astype(jnp.int32)
@@ -122,8 +120,8 @@ def effective_batch_real(requested: int, labels, num_classes: int, mask=None) ->
 
 
 def class_keys(aug_key: jax.Array, num_classes: int) -> jax.Array:
-  """(num_classes,) Siamese keys, fold_in(aug_key, c): the same for real_c and syn_c."""
-  return jax.vmap(lambda c: jax.random.fold_in(aug_key, c))(jnp.arange(num_classes))
+  """(num_classes,) Siamese keys, step(aug_key, c): the same for real_c and syn_c."""
+  return jax.vmap(lambda c: key_tree.step(aug_key, c))(jnp.arange(num_classes))
 
 
 def siamese_dsa(keys: jax.Array, x: jax.Array, strategy: str | None) -> jax.Array:

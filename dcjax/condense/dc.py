@@ -19,12 +19,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from dcjax import checks, key_tree
 from dcjax.augment import DEFAULT_STRATEGY, dsa
-from dcjax import checks
 from dcjax.condense import common
 from dcjax.condense.common import class_keys, siamese_dsa
 
-BN_KEY = 1  # fold_in(outer-step key, BN_KEY): the real batch that refreshes BatchNorm statistics
+BN_KEY = key_tree.BATCH_STATS  # the real batch that refreshes BatchNorm statistics
 # (outer_loop, inner_loop) by images per class, from the DC/DSA reference code.
 LOOPS_BY_IPC = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15),
                 50: (50, 10)}
@@ -32,7 +32,8 @@ LOOPS_BY_IPC = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15
 
 @dataclasses.dataclass(frozen=True)
 class DCConfig:
-  """Reference hyperparameters of DC/DSA (REFERENCE section 4): 1000 iterations, SGD lr 0.1
+  """Reference hyperparameters of DC/DSA (Zhao, Mopuri & Bilen, ICLR 2021;
+  Zhao & Bilen, ICML 2021; VICO-UoE/DatasetCondensation, main.py): 1000 iterations, SGD lr 0.1
   momentum 0.5 on the images, 256 real images per class, network trained on the synthetic set
   with plain SGD lr 0.01 in batches of 256. DC: noise init, no augmentation; DSA: real init,
   Siamese DSA."""
@@ -201,7 +202,7 @@ def inner_epoch(net, cfg: DCConfig, steps: int, variables, images, labels, key):
     idx = perm[s * bt:(s + 1) * bt]
     xb, yb = images[idx], labels[idx]
     if cfg.dsa_strategy:
-      xb = dsa(jax.random.fold_in(k_aug, s), xb, cfg.dsa_strategy, siamese=False)
+      xb = dsa(key_tree.step(k_aug, s), xb, cfg.dsa_strategy, siamese=False)
     grads, updates = jax.grad(functools.partial(_ce_train, net, variables), has_aux=True)(
         variables["params"], xb, yb)
     params = jax.tree.map(lambda p, g: p - cfg.lr_net * g, variables["params"], grads)
@@ -223,10 +224,10 @@ def step(net: nn.Module, cfg: DCConfig, num_classes: int, batch_real: int, image
   steps = -(-images.shape[0] // cfg.batch_train)
   losses = []
   for ol in range(cfg.outer_loop):
-    k_outer = jax.random.fold_in(k_loop, ol)
+    k_outer = key_tree.step(k_loop, ol)
     k_match, k_inner = jax.random.split(k_outer)
     variables = refresh_batch_stats(net, cfg, num_classes, variables,
-                                    jax.random.fold_in(k_outer, BN_KEY), pool_x, pool_y, mask)
+                                    key_tree.purpose(k_outer, BN_KEY), pool_x, pool_y, mask)
     images, opt_state, loss = match_step(net, cfg, num_classes, batch_real, images, opt_state,
                                          variables, k_match, pool_x, pool_y, mask)
     losses.append(loss)
@@ -234,7 +235,7 @@ def step(net: nn.Module, cfg: DCConfig, num_classes: int, batch_real: int, image
       break
     for il in range(cfg.inner_loop):
       variables = inner_epoch(net, cfg, steps, variables, images, labels,
-                              jax.random.fold_in(k_inner, il))
+                              key_tree.step(k_inner, il))
   return images, opt_state, jnp.mean(jnp.stack(losses))
 
 
@@ -249,10 +250,10 @@ def pure_step(net: nn.Module, cfg: DCConfig, num_classes: int, batch_real: int, 
   steps = -(-images.shape[0] // cfg.batch_train)
 
   def match(images, opt_state, variables, ol):
-    k_outer = jax.random.fold_in(k_loop, ol)
+    k_outer = key_tree.step(k_loop, ol)
     k_match, k_inner = jax.random.split(k_outer)
     variables = refresh_batch_stats(net, cfg, num_classes, variables,
-                                    jax.random.fold_in(k_outer, BN_KEY), pool_x, pool_y, mask)
+                                    key_tree.purpose(k_outer, BN_KEY), pool_x, pool_y, mask)
     images, opt_state, loss = match_step(net, cfg, num_classes, batch_real, images, opt_state,
                                          variables, k_match, pool_x, pool_y, mask)
     return images, opt_state, variables, loss, k_inner
@@ -262,7 +263,7 @@ def pure_step(net: nn.Module, cfg: DCConfig, num_classes: int, batch_real: int, 
     images, opt_state, variables, loss, k_inner = match(images, opt_state, variables, ol)
     variables, _ = jax.lax.scan(
         lambda v, il: (inner_epoch(net, cfg, steps, v, images, labels,
-                                   jax.random.fold_in(k_inner, il)), None),
+                                   key_tree.step(k_inner, il)), None),
         variables, jnp.arange(cfg.inner_loop))
     return (images, opt_state, variables), loss
 

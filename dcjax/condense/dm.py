@@ -23,7 +23,8 @@ from dcjax.nets import uses_batch_stats
 
 @dataclasses.dataclass(frozen=True)
 class DMConfig:
-  """Reference hyperparameters of DM (REFERENCE section 4; the DM paper's public code):
+  """Reference hyperparameters of DM (Zhao & Bilen, WACV 2023; its public code,
+  VICO-UoE/DatasetCondensation, main_DM.py):
   20,000 iterations, SGD lr 1.0 momentum 0.5 on the images, 256 real images per class,
   real init, Siamese DSA with the full strategy."""
 

@@ -7,6 +7,7 @@ import dataclasses
 import jax
 import numpy as np
 
+from dcjax import key_tree
 from dcjax.augment import strategy_for
 from dcjax.condense.registry import condenser_names, get_condenser
 from dcjax.condense.synthetic_set import SyntheticSet
@@ -59,7 +60,7 @@ def evaluate(key: jax.Array, train_set: SyntheticSet | Dataset, test_set: Datase
   results = {}
   for i, name in enumerate(nets):
     net = get_net(name, test_set.num_classes, init_scheme=init_scheme)
-    keys = jax.random.split(jax.random.fold_in(key, i), num_models)
+    keys = jax.random.split(key_tree.step(key, i), num_models)
     stacked = train_many(keys, net, train_set.images, train_set.labels, cfg, progress=progress)
     accs = np.asarray(accuracy(predict_many(net, stacked, test_set.images), test_set.labels))
     results[name] = {"accuracies": accs.tolist(), "mean": float(accs.mean()),

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dcjax import checks
+from dcjax import checks, key_tree
 from dcjax.augment import DEFAULT_STRATEGY, dsa
 from dcjax.nets import uses_batch_stats
 from dcjax.train import TrainConfig, train_many
@@ -37,8 +37,8 @@ from dcjax.train import TrainConfig, train_many
 
 @dataclasses.dataclass(frozen=True)
 class MTTConfig:
-  """Hyperparameters of MTT. Defaults: the MTT paper's CIFAR-10 ipc 10 settings (REFERENCE
-  section 4; ``preset`` has ipc 1 and 50) with 5,000 iterations as the paper, and
+  """Hyperparameters of MTT. Defaults: the MTT paper's CIFAR-10 ipc 10 settings (Cazenavette
+  et al., CVPR 2022, and GeorgeCazenavette/mtt-distillation; ``preset`` has ipc 1 and 50) with 5,000 iterations as the paper, and
   ``num_experts`` 10 (the paper buffers 100 experts; each shadow run here trains its own).
 
   syn_steps: student steps N per iteration. expert_epochs: M, the expert epochs the N steps
@@ -84,7 +84,7 @@ class MTTConfig:
     return self.max_start_epoch - 1 + self.expert_epochs
 
 
-# The MTT paper's CIFAR-10 settings (REFERENCE section 4): ipc -> (syn_steps, max_start_epoch,
+# The MTT paper's CIFAR-10 settings (Cazenavette et al., CVPR 2022, its hyperparameter table): ipc -> (syn_steps, max_start_epoch,
 # lr_img, lr_lr, initial student lr); expert_epochs 2 throughout.
 CIFAR10_PRESETS = {1: (50, 2, 100.0, 1e-7, 0.01), 10: (30, 20, 100.0, 1e-5, 0.001),
                    50: (30, 40, 1000.0, 1e-5, 0.001)}
@@ -123,13 +123,13 @@ def expert_train_config(cfg: MTTConfig) -> TrainConfig:
 def setup(keys: jax.Array, net: nn.Module, cfg: MTTConfig, pool_x, pool_y, masks,
           progress: bool = False):
   """The expert trajectories of M runs: params (M, num_experts, trajectory_epochs + 1, ...),
-  expert j of run r trained from ``fold_in(keys[r], j)`` on the IN examples masks[r]."""
+  expert j of run r trained from ``key_tree.step(keys[r], j)`` on the IN examples masks[r]."""
   if uses_batch_stats(net):
     raise ValueError(f"MTT differentiates through student steps of a per-example network; "
                      f"{cfg.net} has BatchNorm (use an instance-norm ConvNet).")
   masks = np.asarray(masks, bool)
   num_runs, e = masks.shape[0], cfg.num_experts
-  expert_keys = jnp.stack([jax.random.fold_in(keys[r], j)
+  expert_keys = jnp.stack([key_tree.step(keys[r], j)
                            for r in range(num_runs) for j in range(e)])
   trajectories = train_many(expert_keys, net, pool_x, pool_y, expert_train_config(cfg),
                             masks=np.repeat(masks, e, axis=0), progress=progress,

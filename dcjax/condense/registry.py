@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
+from dcjax import checks
 from dcjax.condense import common, dc, dm, dpdc, frepo, mtt
 
 
@@ -95,9 +96,7 @@ def register_condenser(condenser: Condenser, replace: bool = False) -> Condenser
 
 
 def get_condenser(name: str) -> Condenser:
-  if name not in _CONDENSERS:
-    raise ValueError(f"Unknown condensation method {name!r}; expected one of "
-                     f"{condenser_names()}.")
+  checks.one_of(name, condenser_names(), "condensation method")
   return _CONDENSERS[name]
 
 

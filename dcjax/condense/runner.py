@@ -1,16 +1,28 @@
-"""The one runner behind every condenser: validation, init, the outer loop, checkpoint/resume.
+"""The one runner of every condenser: ``condense_many`` runs M condensations; ``condense`` is
+the same runner with one run.
 
-The loop is driven from Python around each method's jitted step on every backend (on CPU that
-also keeps convolution gradients out of while-loops), so an interrupted run resumes at any
-checkpoint and, as every iteration's key is ``fold_in(run_key, iteration)``, ends with the same
-synthetic set as an uninterrupted one.
+Run r gets exactly what it would get alone, from keys[r] and masks[r]; the execution is chosen
+per backend:
+
+* "loop" (CPU, and condensers without a vectorised step): every iteration dispatches the step of
+  each run in turn; the host waits once per block of ``checkpoint_every`` iterations (NaN check,
+  progress, checkpoint), so tracing and dispatch overlap the computation. On CPU, vmap over
+  per-run conv weights runs slower than a loop over runs (README, "Condensation").
+* "vmap" (GPU/TPU, condensers registered with ``vectorised=True``): the traceable step (DM's
+  ``step``; DC/DSA's ``pure_step``, whose outer loop and inner epochs are ``lax.scan``s)
+  vmapped over runs, a block of iterations in one ``lax.scan``: one compiled program and one
+  host sync per block. With several devices the run axis is sharded over a ``runs`` mesh axis.
+
+Iteration i of a run draws from ``key_tree.step(iterations key, i)``, so an interrupted run
+resumes from its last checkpoint (the stacked state of all runs, saved per block under
+``checkpoint_dir`` and bound to the fingerprint of all runs) and ends with the same synthetic
+sets as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import os
+import functools
 from typing import Any, Callable
 
 import jax
@@ -19,212 +31,240 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dcjax import checkpoint as ckpt
-from dcjax.augment import strategy_for
+from dcjax import checks, key_tree
 from dcjax.condense import common
 from dcjax.condense.registry import Condenser, get_condenser
-from dcjax.condense.synthetic_set import SyntheticSet, class_major_labels
+from dcjax.condense.run_setup import (context_args, initial_state, nan_error, released_labels,
+                                      resolve_config, run_context, run_slice, split_run_key,
+                                      validate)
+from dcjax.condense.synthetic_set import SyntheticSet
 from dcjax.data.dataset import Dataset
-from dcjax.nets import default_net
+from dcjax.sharding import run_mesh, shard_runs
+
+STRATEGIES = ("auto", "loop", "vmap")
 
 
-def validate(dataset: Dataset, method: str, ipc: int, init: str, mask=None) -> None:
-  """Every check that can fail, before any work starts."""
-  inits = get_condenser(method).inits
-  if init not in inits:
-    raise ValueError(f"Unknown init {init!r} for {method}; expected one of {list(inits)}.")
-  check_members(dataset, ipc, mask)
+def resolve_strategy(strategy: str, condenser: Condenser) -> str:
+  """'auto': vmap on GPU/TPU for condensers with a vectorised step, else loop."""
+  checks.one_of(strategy, STRATEGIES, "strategy")
+  if strategy == "vmap" and not condenser.vectorised:
+    raise ValueError(f"Condenser {condenser.name!r} has no vectorised step; use strategy "
+                     "'loop' or 'auto'.")
+  if strategy != "auto":
+    return strategy
+  return "vmap" if condenser.vectorised and jax.default_backend() != "cpu" else "loop"
 
 
-def check_members(dataset: Dataset, ipc: int, mask=None) -> None:
-  """ipc must be a positive int no larger than the smallest class among the IN examples."""
-  if not isinstance(ipc, (int, np.integer)) or ipc < 1:
-    raise ValueError(f"ipc (images per class) must be a positive int, got {ipc!r}.")
-  n = len(dataset)
-  if mask is not None:
-    mask = np.asarray(mask)
-    if mask.shape != (n,) or mask.dtype != bool:
-      raise ValueError(f"mask must be a bool array of shape ({n},), got {mask.dtype} "
-                       f"{mask.shape}.")
-  counts = dataset.class_counts(mask)
-  empty = np.flatnonzero(counts == 0)
-  if empty.size:
-    raise ValueError(f"The membership mask keeps no example of class(es) {empty.tolist()}; "
-                     "every class needs members to condense.")
-  if ipc > counts.min():
-    raise ValueError(f"ipc={ipc} is larger than the smallest class among the IN examples "
-                     f"(class {int(counts.argmin())} has {int(counts.min())}).")
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5))
+def _scan_block(step, net, cfg, num_classes: int, batch_real: int, length: int, images,
+                opt_state, run_keys, start, pool_x, pool_y, masks, context=None):
+  """``length`` iterations of every run from iteration ``start``: (images, opt_state, losses
+  (length, M)). context: the runs' setup context (leading axis M) or None."""
+
+  def one_run(im, opt, key, mask, ctx):
+    return step(net, cfg, num_classes, batch_real, im, opt, key, pool_x, pool_y, mask,
+                *context_args(ctx))
+
+  def body(carry, i):
+    keys = jax.vmap(lambda k: key_tree.step(k, start + i))(run_keys)
+    im, opt, loss = jax.vmap(one_run)(*carry, keys, masks, context)
+    return (im, opt), loss
+
+  (images, opt_state), losses = jax.lax.scan(body, (images, opt_state), jnp.arange(length))
+  return images, opt_state, losses
 
 
-def split_run_key(key: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """(init key, iteration key) of a condensation run; init_only recipes reuse the init key."""
-  k_init, k_run = jax.random.split(key)
-  return k_init, k_run
+def _loop_block(condenser, net, cfg, num_classes, batch_real, length, state, k_runs, start,
+                pool_x, pool_y, masks, context=None):
+  """The loop strategy: each iteration, each run's step (dispatched without waiting)."""
+  runs = [(state["images"][r], run_slice(state["opt_state"], r))
+          for r in range(k_runs.shape[0])]
+  extras = [context_args(context, r) for r in range(k_runs.shape[0])]
+  losses = []
+  for it in range(start, start + length):
+    row = []
+    for r, (images, opt_state) in enumerate(runs):
+      images, opt_state, loss = condenser.step(net, cfg, num_classes, batch_real, images,
+                                               opt_state, key_tree.step(k_runs[r], it),
+                                               pool_x, pool_y, masks[r], *extras[r])
+      runs[r] = (images, opt_state)
+      row.append(loss)
+    losses.append(jnp.stack(row))
+  state = {"images": jnp.stack([r[0] for r in runs]),
+           "opt_state": jax.tree.map(lambda *xs: jnp.stack(xs), *[r[1] for r in runs])}
+  return state, jnp.stack(losses)
 
 
-SETUP_STREAM = 0x5E70  # a condenser's setup keys: fold_in(init key of the run, SETUP_STREAM)
-STATE_STREAM = 0x57A7  # keys of a condenser's initial state (FRePo's pool), the same way
+def fingerprint(keys, dataset: Dataset, method: str, ipc: int, init: str, cfg, masks,
+                strategy: str) -> dict:
+  return {"method": method, "ipc": ipc, "init": init, "config": cfg, "strategy": strategy,
+          "keys": [ckpt.key_digest(k) for k in keys], "dataset": dataset.name,
+          "data": ckpt.array_digest(dataset.images, dataset.labels),
+          "masks": ckpt.array_digest(masks)}
 
 
-def initial_state(condenser: Condenser, cfg, images, init_key, net, num_classes: int):
-  """A run's optimisation state, its random parts from ``fold_in(init_key, STATE_STREAM)``."""
-  return condenser.initial_state(cfg, images, jax.random.fold_in(init_key, STATE_STREAM), net,
-                                 num_classes)
+@dataclasses.dataclass(frozen=True)
+class _Job:
+  """The static facts of M runs: what every block of iterations needs besides the state."""
+
+  condenser: Condenser
+  cfg: Any
+  net: Any
+  how: str
+  num_classes: int
+  batch_real: int
+  pool_x: jax.Array
+  pool_y: jax.Array
+  masks: jax.Array  # (M, N) bool
+  k_runs: jax.Array  # (M,) iteration keys
+  context: Any  # per-run setup context (leading axis M) or None
+
+  def block(self, state: dict, start: int, length: int) -> tuple[dict, np.ndarray]:
+    """``length`` iterations of every run from ``start``: (state, losses (length, M))."""
+    if self.how == "vmap":
+      images, opt_state, losses = _scan_block(
+          self.condenser.traceable_step, self.net, self.cfg, self.num_classes,
+          self.batch_real, length, state["images"], state["opt_state"], self.k_runs, start,
+          self.pool_x, self.pool_y, self.masks, self.context)
+      state = {"images": images, "opt_state": opt_state}
+    else:
+      state, losses = _loop_block(self.condenser, self.net, self.cfg, self.num_classes,
+                                  self.batch_real, length, state, self.k_runs, start,
+                                  self.pool_x, self.pool_y, self.masks, self.context)
+    return state, np.asarray(losses)  # the one host sync of the block
 
 
-def run_context(condenser: Condenser, net, cfg, init_keys, pool_x, pool_y, masks,
-                checkpoint_dir: str | None = None, progress: bool = False):
-  """The per-run context (leading axis M) of a condenser with ``setup``, None for the others:
-  run r's from ``fold_in(init_keys[r], SETUP_STREAM)``. With ``checkpoint_dir`` it is the stage
-  ``checkpoint_dir/context`` (the directory is bound to the runs' fingerprint), computed once
-  and loaded by a resumed run."""
-  if condenser.setup is None:
-    return None
-  keys = jnp.stack([jax.random.fold_in(k, SETUP_STREAM) for k in init_keys])
-  compute = lambda: condenser.setup(keys, net, cfg, pool_x, pool_y, np.asarray(masks, bool),
-                                    progress)
-  if checkpoint_dir is None:
-    return compute()
-  return ckpt.Stage(os.path.join(checkpoint_dir, "context"), {"setup": condenser.name}
-                    ).load_or_compute(compute)
+def _initial_states(condenser, cfg, net, dataset: Dataset, keys, masks, ipc: int, init: str):
+  """Every run's initial images and optimiser state, stacked, and its init indices."""
+  pool_x, pool_y = jnp.asarray(dataset.images), jnp.asarray(dataset.labels)
+  split = [split_run_key(k) for k in keys]
+  inits = [common.init_images(s[0], pool_x, pool_y, dataset.num_classes, ipc, init,
+                              jnp.asarray(m)) for s, m in zip(split, masks)]
+  states = [initial_state(condenser, cfg, i[0], s[0], net, dataset.num_classes)
+            for i, s in zip(inits, split)]
+  state = {"images": jnp.stack([i[0] for i in inits]),
+           "opt_state": jax.tree.map(lambda *xs: jnp.stack(xs), *states)}
+  return state, [i[1] for i in inits], [s[0] for s in split], jnp.stack([s[1] for s in split])
 
 
-def run_slice(tree, run: int):
-  """Run ``run``'s part of a tree stacked over runs (leading axis M)."""
-  return jax.tree.map(lambda a: a[run], tree)
+def _iterate(job: _Job, state: dict, start: int, method: str, checkpoint_every: int, saver,
+             checkpoint_dir, bar, callback) -> dict:
+  """Blocks of iterations from ``start`` to the end, each checked for NaN, checkpointed and
+  reported (``callback(iteration, loss of run 0)`` after each iteration; at a block's end
+  after its checkpoint, so that a run killed there resumes from it)."""
+  runs = job.masks.shape[0]
+  while start < job.cfg.iterations:
+    length = min(checkpoint_every - start % checkpoint_every, job.cfg.iterations - start)
+    state, losses = job.block(state, start, length)
+    bad = np.argwhere(~np.isfinite(losses))
+    if bad.size:
+      i, r = bad[0]
+      raise nan_error(method, losses[i, r], start + i + 1,
+                      None if saver is None else saver.latest_step(), checkpoint_dir,
+                      run=int(r) if runs > 1 else None)
+    for i in range(length - 1):
+      if callback is not None:
+        callback(start + i + 1, float(losses[i, 0]))
+    start += length
+    if saver is not None:
+      saver.save(start, state)
+    if callback is not None:
+      callback(start, float(losses[-1, 0]))
+    bar.update(length)
+    bar.set_postfix(loss=f"{losses[-1].mean():.4f}")
+  return state
 
 
-def context_args(context, run: int | None = None) -> tuple:
-  """The extra ``step`` arguments of a run: () without a setup context, else (its context,):
-  run ``run``'s part of a stacked context, or ``context`` itself when ``run`` is None."""
-  if context is None:
-    return ()
-  return (context if run is None else run_slice(context, run),)
+def condense_many(keys: jax.Array, dataset: Dataset, method: str, ipc: int,
+                  init: str | None, masks: np.ndarray | None = None, config: Any = None, *,
+                  strategy: str = "auto", checkpoint_dir: str | None = None,
+                  checkpoint_every: int = 100, recompute: bool = False,
+                  progress: bool = False, seed: int | None = None,
+                  callback: Callable[[int, float], None] | None = None) -> list[SyntheticSet]:
+  """M condensations: run r from keys[r] (M,) on the IN examples masks[r] (M, N) (None: every
+  run on the whole dataset).
 
-
-def released_labels(condenser: Condenser, cfg, opt_state, num_classes: int, ipc: int):
-  """The labels of a released set: learned ones (soft, (C*ipc, C)) or class-major hard ones."""
-  if condenser.labels is not None:
-    return jnp.asarray(condenser.labels(cfg, opt_state), jnp.float32)
-  return jnp.asarray(class_major_labels(num_classes, ipc))
-
-
-def fingerprint(key, dataset: Dataset, method: str, ipc: int, init: str, cfg, mask) -> dict:
-  return {
-      "method": method, "ipc": ipc, "init": init, "config": cfg, "key": ckpt.key_digest(key),
-      "dataset": dataset.name,
-      "data": ckpt.array_digest(dataset.images, dataset.labels),
-      "mask": ckpt.array_digest(mask),
-  }
-
-
-def dataset_preset(condenser: Condenser, ipc: int, dataset_name: str, image_shape):
-  """The condenser's reference preset for ``ipc`` fitted to a dataset: ``default_net`` for its
-  image size and, where the preset augments, the dataset's DSA strategy (no flips for digit
-  datasets, which are evaluated without them)."""
-  cfg = dataclasses.replace(condenser.preset(ipc), net=default_net(image_shape))
-  if getattr(cfg, "dsa_strategy", None):
-    cfg = dataclasses.replace(cfg, dsa_strategy=strategy_for(dataset_name))
-  return cfg
-
-
-def resolve_config(condenser: Condenser, ipc: int, dataset: Dataset, config: Any = None):
-  """``config``, or ``dataset_preset`` for this dataset."""
-  if config is not None:
-    return config
-  return dataset_preset(condenser, ipc, dataset.name, dataset.image_shape)
-
-
-def nan_error(method: str, loss: float, iteration: int, last_step: int | None,
-              checkpoint_dir: str | None, run: int | None = None) -> FloatingPointError:
-  """The error that stops a condensation whose loss is not finite (iteration counts from 1)."""
-  where = f"iteration {iteration}" + ("" if run is None else f" of run {run}")
-  last = "none" if last_step is None else f"iteration {last_step} in {checkpoint_dir}"
-  return FloatingPointError(
-      f"{method} loss became {loss} at {where}; stopped. Last good checkpoint: {last}. Lower "
-      "the image learning rate or check the data for extreme values.")
+  The real batch per class is capped by the smallest class of ANY run (one shape for all).
+  ``recompute`` discards checkpoints of another configuration in ``checkpoint_dir`` instead of
+  refusing them. ``callback(iteration, loss)`` (iteration from 1; run 0's loss) runs after
+  each iteration, with the block's losses once the block is done. Returns the M sets.
+  """
+  condenser = get_condenser(method)
+  init = init or condenser.default_init
+  given = masks is not None
+  masks = np.asarray(masks, bool) if given else np.ones((len(keys), len(dataset)), bool)
+  if masks.ndim != 2 or masks.shape[1] != len(dataset) or masks.shape[0] != len(keys):
+    raise ValueError(f"masks must be (len(keys), {len(dataset)}) = ({len(keys)}, "
+                     f"{len(dataset)}), got {masks.shape}.")
+  for mask in masks:
+    validate(dataset, method, ipc, init, mask)
+  if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+    raise ValueError(f"checkpoint_every must be a positive int, got {checkpoint_every!r}.")
+  cfg = condenser.prepared(resolve_config(condenser, ipc, dataset, config), dataset.labels,
+                           dataset.num_classes, masks if given else None)
+  how = resolve_strategy(strategy, condenser)
+  net = common.condensing_net(cfg, dataset.num_classes)
+  state, init_indices, init_keys, k_runs = _initial_states(condenser, cfg, net, dataset, keys,
+                                                           masks, ipc, init)
+  if checkpoint_dir is not None:
+    ckpt.bind_directory(checkpoint_dir, fingerprint(keys, dataset, method, ipc, init, cfg,
+                                                    masks, how), overwrite=recompute)
+  pool_x, pool_y = jnp.asarray(dataset.images), jnp.asarray(dataset.labels)
+  context = run_context(condenser, net, cfg, init_keys, pool_x, pool_y, masks, checkpoint_dir,
+                        progress)
+  start, saver = 0, None
+  if checkpoint_dir is not None:
+    saver = ckpt.StepCheckpointer(checkpoint_dir)
+    latest = saver.latest_step()
+    if latest is not None:
+      state, start = saver.restore(latest, state), latest
+  mask_arr = jnp.asarray(masks)
+  mesh = run_mesh(len(masks)) if how == "vmap" else None
+  if mesh is not None:
+    state, k_runs, mask_arr, context = shard_runs((state, k_runs, mask_arr, context), mesh)
+  batch_real = min(common.effective_batch_real(cfg.batch_real, dataset.labels,
+                                               dataset.num_classes, m) for m in masks)
+  job = _Job(condenser, cfg, net, how, dataset.num_classes, batch_real, pool_x, pool_y,
+             mask_arr, k_runs, context)
+  bar = tqdm(total=cfg.iterations, initial=start, unit="it", disable=not progress,
+             desc=f"{method} ipc={ipc}" + ("" if len(masks) == 1 else
+                                            f" x {len(masks)} runs ({how})"))
+  try:
+    state = _iterate(job, state, start, method, checkpoint_every, saver, checkpoint_dir, bar,
+                     callback)
+  finally:
+    bar.close()
+    if saver is not None:
+      saver.close()
+  return [SyntheticSet(images=state["images"][r],
+                       labels=released_labels(condenser, cfg, run_slice(state["opt_state"], r),
+                                              dataset.num_classes, ipc),
+                       init_indices=init_indices[r], preprocessing=dataset.preprocessing,
+                       num_classes=dataset.num_classes, ipc=ipc, method=method, init=init,
+                       config=cfg, seed=seed, source=dataset.name)
+          for r in range(len(masks))]
 
 
 def condense(key: jax.Array, dataset: Dataset, method: str = "dm", ipc: int = 10,
              init: str | None = None, mask=None, config: Any = None, *,
              seed: int | None = None, checkpoint_dir: str | None = None,
              checkpoint_every: int = 100, progress: bool = False,
+             strategy: str = "auto",
              callback: Callable[[int, float], None] | None = None) -> SyntheticSet:
-  """Condenses ``dataset`` (only its ``mask``-ed IN examples) into ipc images per class.
+  """Condenses ``dataset`` (only its ``mask``-ed IN examples) into ipc images per class:
+  ``condense_many`` with one run.
 
-  key: the run's PRNG key (init images, networks, batches, augmentation all derive from it).
-  init: "real" or "noise" (default: the method's reference init). config: the method's frozen
-  config (default: its reference preset for this ipc, with ``default_net`` for the image size). With ``checkpoint_dir`` the run saves
-  every ``checkpoint_every`` iterations and resumes from the latest checkpoint there.
+  key: the run's PRNG key (init images, networks, batches, augmentation all derive from it;
+  ``dcjax.key_tree``). init: "real" or "noise" (default: the method's reference init).
+  config: the method's frozen config (default: its reference preset for this ipc, with
+  ``default_net`` for the image size). With ``checkpoint_dir`` the run saves every
+  ``checkpoint_every`` iterations and resumes from the latest checkpoint there.
   ``callback(iteration, loss)`` runs after each iteration (iteration counts from 1).
   """
-  spec = get_condenser(method)
-  init = init or spec.default_init
-  validate(dataset, method, ipc, init, mask)
-  cfg = spec.prepared(resolve_config(spec, ipc, dataset, config), dataset.labels,
-                      dataset.num_classes, mask)
-  num_classes = dataset.num_classes
-  net = common.condensing_net(cfg, num_classes)
-  batch_real = common.effective_batch_real(cfg.batch_real, dataset.labels, num_classes, mask)
-  pool_x, pool_y = jnp.asarray(dataset.images), jnp.asarray(dataset.labels)
-  mask_arr = None if mask is None else jnp.asarray(mask)
-
-  k_init, k_run = split_run_key(key)
-  images, init_idx = common.init_images(k_init, pool_x, pool_y, num_classes, ipc, init, mask_arr)
-  opt_state = initial_state(spec, cfg, images, k_init, net, num_classes)
-  start = 0
-  saver = None
-  if checkpoint_dir is not None:
-    ckpt.bind_directory(checkpoint_dir, fingerprint(key, dataset, method, ipc, init, cfg, mask))
-  members = np.ones((1, len(dataset)), bool) if mask is None else np.asarray(mask)[None]
-  context = run_context(spec, net, cfg, k_init[None], pool_x, pool_y, members, checkpoint_dir,
-                        progress)
-  extra = context_args(context, 0)
-  if checkpoint_dir is not None:
-    saver = ckpt.StepCheckpointer(checkpoint_dir)
-    latest = saver.latest_step()
-    if latest is not None:
-      state = saver.restore(latest, {"images": images, "opt_state": opt_state})
-      images, opt_state, start = state["images"], state["opt_state"], latest
-
-  bar = tqdm(total=cfg.iterations, initial=start, desc=f"{method} ipc={ipc}", unit="it",
-             disable=not progress)
-  try:
-    for it in range(start, cfg.iterations):
-      images, opt_state, loss = spec.step(net, cfg, num_classes, batch_real, images, opt_state,
-                                          jax.random.fold_in(k_run, it), pool_x, pool_y,
-                                          mask_arr, *extra)
-      loss = float(loss)
-      if not math.isfinite(loss):
-        last = None if saver is None else saver.latest_step()
-        raise nan_error(method, loss, it + 1, last, checkpoint_dir)
-      done = it + 1
-      if saver is not None and (done % checkpoint_every == 0 or done == cfg.iterations):
-        saver.save(done, {"images": images, "opt_state": opt_state})
-      bar.update(1)
-      if done % 10 == 0 or done == cfg.iterations:
-        bar.set_postfix(loss=f"{loss:.4f}")
-      if callback is not None:
-        callback(done, loss)
-  finally:
-    bar.close()
-    if saver is not None:
-      saver.close()
-
-  return SyntheticSet(
-      images=images, labels=released_labels(spec, cfg, opt_state, num_classes, ipc),
-      init_indices=init_idx, preprocessing=dataset.preprocessing, num_classes=num_classes,
-      ipc=ipc, method=method, init=init, config=cfg, seed=seed, source=dataset.name)
-
-
-def random_subset(key: jax.Array, dataset: Dataset, ipc: int, mask=None,
-                  seed: int | None = None) -> SyntheticSet:
-  """The naive baseline: ipc real IN images per class, drawn at random, no optimisation."""
-  check_members(dataset, ipc, mask)
-  images, idx = common.init_images(key, jnp.asarray(dataset.images), jnp.asarray(dataset.labels),
-                                   dataset.num_classes, ipc, "real",
-                                   None if mask is None else jnp.asarray(mask))
-  return SyntheticSet(
-      images=images, labels=jnp.asarray(class_major_labels(dataset.num_classes, ipc)),
-      init_indices=idx, preprocessing=dataset.preprocessing, num_classes=dataset.num_classes,
-      ipc=ipc, method="random_subset", init="real", config=None, seed=seed,
-      source=dataset.name)
+  condenser = get_condenser(method)
+  validate(dataset, method, ipc, init or condenser.default_init, mask)  # names a bad mask
+  masks = None if mask is None else np.asarray(mask, bool)[None]
+  return condense_many(jnp.stack([key]), dataset, method, ipc, init, masks, config,
+                       strategy=strategy, checkpoint_dir=checkpoint_dir,
+                       checkpoint_every=checkpoint_every, progress=progress, seed=seed,
+                       callback=callback)[0]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+from dcjax import checks
 from dcjax.data.dataset import Dataset
 
 CANARY_KINDS = ("mislabeled", "ood")
@@ -26,8 +27,7 @@ def insert_canaries(key: jax.Array, pool: Dataset, count: int, kind: str = "misl
 
   Returns (pool with the canaries, is_canary (N,) bool). ``count = 0`` returns the pool as is.
   """
-  if kind not in CANARY_KINDS:
-    raise ValueError(f"Unknown canary kind {kind!r}; expected one of {list(CANARY_KINDS)}.")
+  checks.one_of(kind, CANARY_KINDS, "canary kind")
   n = len(pool)
   if not isinstance(count, (int, np.integer)) or isinstance(count, bool) or not 0 <= count <= n // 2:
     raise ValueError(f"The number of canaries must be an int in [0, {n // 2}] (at most half "

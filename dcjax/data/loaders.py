@@ -17,6 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from dcjax import checks
 from dcjax.data.dataset import Dataset, from_arrays
 from dcjax.data.preprocessing import NORMALISATION
 
@@ -38,8 +39,7 @@ DIGITS_SPLIT_SEED = 0
 def load_dataset(name: str, data_dir: str | None = None, zca: bool = False,
                  **synthetic_kwargs: Any) -> tuple[Dataset, Dataset]:
   """Returns (train, test), both normalised with the training split's preprocessing."""
-  if name not in DATASET_NAMES:
-    raise ValueError(f"Unknown dataset {name!r}; expected one of {list(DATASET_NAMES)}.")
+  checks.one_of(name, DATASET_NAMES, "dataset")
   if synthetic_kwargs and name != "synthetic":
     raise TypeError(f"Options {sorted(synthetic_kwargs)} only apply to the synthetic dataset.")
   if name == "digits":

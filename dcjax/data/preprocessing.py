@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-# REFERENCE section 5: (mean, std) per channel of the training split, pixels in [0, 1].
+# As VICO-UoE/DatasetCondensation's utils.py (get_dataset): (mean, std) per channel of the training split, pixels in [0, 1].
 NORMALISATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "mnist": ((0.1307,), (0.3081,)),
     "fashion_mnist": ((0.2861,), (0.3530,)),

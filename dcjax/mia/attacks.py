@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 import scipy.stats
 
+from dcjax import checks
 from dcjax.mia.metrics import DEFAULT_FPRS, AttackResult, init_masks, stratified_metrics
 from dcjax.mia.scores import logit_scaled_confidence
 
@@ -109,8 +110,7 @@ def get_attack(name: str) -> Callable:
       "lira_offline_fixed": lambda t, s, k: lira_offline(t, s, k, fixed_variance=True),
       "lira_offline_two_sided": lambda t, s, k: lira_offline(t, s, k, two_sided=True),
   }
-  if name not in table:
-    raise ValueError(f"Unknown attack {name!r}; expected one of {list(table)}.")
+  checks.one_of(name, table, "attack")
   return table[name]
 
 

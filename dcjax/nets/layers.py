@@ -25,6 +25,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dcjax import checks
+
 INITS = ("flax", "torch")
 CONV_IMPLS = ("xla", "im2col", "xla_patch_grad")
 NORMS = ("instancenorm", "batchnorm", "layernorm", "groupnorm", "none")
@@ -32,9 +34,7 @@ ACTIVATIONS = ("relu", "sigmoid", "leakyrelu", "swish")
 POOLINGS = ("avgpool", "maxpool", "none")
 
 
-def _check_choice(value: str, choices: tuple[str, ...], what: str) -> None:
-  if value not in choices:
-    raise ValueError(f"Unknown {what} {value!r}; expected one of {list(choices)}.")
+_check_choice = checks.one_of
 
 
 def _torch_uniform(fan_in: int) -> Callable:

@@ -18,6 +18,8 @@ import math
 import numpy as np
 from scipy import optimize, stats
 
+from dcjax import checks
+
 ACCOUNTANTS = ("pld", "rdp")
 DEFAULT_DELTA = 1e-5
 # The PLD's grid of privacy-loss values: dp-accounting's default for reported epsilons; a
@@ -101,7 +103,7 @@ def _accountant(kind: str, discretisation: float = PLD_DISCRETISATION):
     return dpa.pld.PLDAccountant(value_discretization_interval=discretisation)
   if kind == "rdp":
     return dpa.rdp.RdpAccountant()
-  raise ValueError(f"Unknown accountant {kind!r}; expected one of {list(ACCOUNTANTS)}.")
+  checks.one_of(kind, ACCOUNTANTS, "accountant")
 
 
 def _check_delta(delta: float) -> None:

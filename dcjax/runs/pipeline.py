@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dcjax import checks, key_tree
 from dcjax.augment import translate
 from dcjax.checkpoint import Stage, array_digest, key_digest
 from dcjax.data.dataset import Dataset
@@ -55,7 +56,7 @@ def apply_view(x: jax.Array, view: str) -> jax.Array:
 
 def run_keys(key: jax.Array, num_runs: int) -> jax.Array:
   """One key per run, the same for every recipe (so init_only and condense pair up)."""
-  return jnp.stack([jax.random.fold_in(key, r) for r in range(num_runs)])
+  return key_tree.runs(key, num_runs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,9 +71,7 @@ class RunsConfig:
   init_scheme: str = "torch"
 
   def __post_init__(self):
-    if self.init_scheme not in INITS:
-      raise ValueError(f"RunsConfig.init_scheme must be one of {list(INITS)}, got "
-                       f"{self.init_scheme!r}.")
+    checks.field_one_of(self, "init_scheme", INITS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +102,7 @@ def _cached(stage: Stage | None, compute, recompute: bool):
 
 def _training_sets(keys, pool, keep, recipe: Recipe, stage, stage_root, recompute: bool,
                    progress: bool) -> list[TrainingSet]:
-  """Every run's training set from fold_in(keys[r], 0): finished ones from their stages, the
+  """Every run's training set from stage(keys[r], TRAINING_SET): finished ones from their stages, the
   others built together (``recipe.build_training_sets``) and saved run by run."""
   stages = [stage("trainsets", f"run_{r}", run=r) for r in range(keep.shape[0])]
   loaded = [None if s is None else s.load("redo" if recompute else "refuse") for s in stages]
@@ -113,7 +112,8 @@ def _training_sets(keys, pool, keep, recipe: Recipe, stage, stage_root, recomput
     in_progress = None if stage_root is None else os.path.join(stage_root, "trainsets",
                                                                "in_progress")
     sets = recipe.build_training_sets(
-        jnp.stack([jax.random.fold_in(keys[r], 0) for r in missing]), pool, keep[missing],
+        jnp.stack([key_tree.stage(keys[r], key_tree.TRAINING_SET) for r in missing]), pool,
+        keep[missing],
         progress=progress, checkpoint_dir=in_progress, recompute=recompute)
     for r, item in zip(missing, sets):
       if stages[r] is not None:
@@ -129,8 +129,8 @@ def run_many(keys: jax.Array, pool: Dataset, keep: np.ndarray, recipe: Recipe,
              cfg: RunsConfig = RunsConfig(), test_set: Dataset | None = None,
              stage_root: str | None = None, fingerprint: dict | None = None,
              recompute: bool = False, progress: bool = False) -> RunResults:
-  """Runs r = 0..M-1 with keys[r] (M,) and keep[r] (M, N): training set from fold_in(key, 0),
-  training from fold_in(key, 1). With ``stage_root``, each stage is loaded if it matches
+  """Runs r = 0..M-1 with keys[r] (M,) and keep[r] (M, N): training set from the run key's
+  TRAINING_SET stage, training from its TRAINING stage (``dcjax.key_tree``). With ``stage_root``, each stage is loaded if it matches
   ``fingerprint`` and saved when computed."""
   keep = np.asarray(keep, bool)
   num_runs = keep.shape[0]
@@ -148,7 +148,7 @@ def run_many(keys: jax.Array, pool: Dataset, keep: np.ndarray, recipe: Recipe,
   net = get_net(cfg.net, pool.num_classes, init_scheme=cfg.init_scheme)
 
   def train():
-    train_keys = jnp.stack([jax.random.fold_in(k, 1) for k in keys])
+    train_keys = jnp.stack([key_tree.stage(k, key_tree.TRAINING) for k in keys])
     if recipe.trains_on_pool:
       x, y, masks = pool.images, pool.labels, keep
     else:
@@ -192,7 +192,7 @@ def run(key: jax.Array, pool: Dataset, keep_mask: np.ndarray, recipe: Recipe,
 def run_recipe(stage_dir: str, key: jax.Array, pool: Dataset, test_set: Dataset,
                keep: np.ndarray, recipe: Recipe, cfg: RunsConfig = RunsConfig(),
                recompute: bool = False, progress: bool = False) -> RunResults:
-  """All M runs of one recipe (run r has key fold_in(key, r)), resumable under
+  """All M runs of one recipe (run r has key ``key_tree.run(key, r)``), resumable under
   ``stage_dir/<recipe>/``."""
   keep = np.asarray(keep, bool)
   return run_many(run_keys(key, keep.shape[0]), pool, keep, recipe, cfg, test_set,

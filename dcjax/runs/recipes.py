@@ -31,7 +31,7 @@ import numpy as np
 from dcjax.privacy import accounting
 from dcjax.condense import condense, condense_many, get_condenser, random_subset
 from dcjax.condense.common import effective_batch_real
-from dcjax.condense.runner import dataset_preset, split_run_key
+from dcjax.condense.run_setup import dataset_preset, split_run_key
 from dcjax.data.dataset import Dataset
 from dcjax.train import TrainConfig
 

@@ -18,7 +18,8 @@ LOSSES = ("xent", "mse")
 class TrainConfig:
   """How a fresh network is trained on a (synthetic or real) training set.
 
-  Defaults are the DC/DSA/DM evaluation protocol (REFERENCE section 5): SGD lr 0.01, momentum
+  Defaults are the DC/DSA/DM evaluation protocol (evaluate_synset in
+  VICO-UoE/DatasetCondensation's utils.py): SGD lr 0.01, momentum
   0.9, weight decay 5e-4 (on every parameter, as torch's SGD does), batch 256; epochs 1 ..
   ``epochs // 2 + 1`` (1-based) at lr, the rest at lr x 0.1 (the reference code decays once
   at that epoch and trains one extra epoch; here ``epochs`` is the total). The papers use 1000 epochs with DSA augmentation and 300
@@ -79,23 +80,16 @@ class TrainConfig:
     if not math.isfinite(self.weight_decay) or self.weight_decay < 0:
       raise ValueError(f"TrainConfig.weight_decay must be a finite number >= 0, got "
                        f"{self.weight_decay!r}.")
-    if self.strategy not in STRATEGIES:
-      raise ValueError(f"TrainConfig.strategy must be one of {STRATEGIES}, got "
-                       f"{self.strategy!r}.")
-    if self.compute_dtype not in COMPUTE_DTYPES:
-      raise ValueError(f"TrainConfig.compute_dtype must be one of {COMPUTE_DTYPES}, got "
-                       f"{self.compute_dtype!r}.")
+    checks.field_one_of(self, "strategy", STRATEGIES)
+    checks.field_one_of(self, "compute_dtype", COMPUTE_DTYPES)
     if self.microbatch is not None and (not isinstance(self.microbatch, int)
                                         or self.microbatch < 0):
       raise ValueError(f"TrainConfig.microbatch must be None or an int >= 0, got "
                        f"{self.microbatch!r}.")
     if self.augment is not None:
       parse_strategy(self.augment)
-    if self.loss not in LOSSES:
-      raise ValueError(f"TrainConfig.loss must be one of {LOSSES}, got {self.loss!r}.")
-    if self.sampling not in SAMPLINGS:
-      raise ValueError(f"TrainConfig.sampling must be one of {SAMPLINGS}, got "
-                       f"{self.sampling!r}.")
+    checks.field_one_of(self, "loss", LOSSES)
+    checks.field_one_of(self, "sampling", SAMPLINGS)
     if self.dp_clip is not None and not (isinstance(self.dp_clip, (int, float))
                                          and self.dp_clip > 0):
       raise ValueError(f"TrainConfig.dp_clip must be None or a number > 0 (inf: no "

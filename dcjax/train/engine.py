@@ -32,6 +32,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
+from dcjax import key_tree
 from dcjax.augment import dsa
 from dcjax.privacy import mechanisms
 from dcjax.sharding import run_mesh, shard_runs
@@ -134,9 +135,6 @@ def example_losses(loss: str, logits: jax.Array, labels: jax.Array) -> jax.Array
   return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
 
 
-NOISE_STREAM = 0x6E6F6973  # DP noise keys: fold_in(fold_in(aug_key, NOISE_STREAM), step)
-
-
 def _dp_grads(plan: _Plan, grad_fn, params, extra, xb, yb, wb, noise_key):
   """DP-SGD: per-example gradients (vmap), each clipped to L2 norm dp_clip, summed, plus
   Gaussian noise of std dp_noise * dp_clip on every coordinate (``dcjax.privacy.mechanisms``).
@@ -158,7 +156,7 @@ def _train_step(plan: _Plan, tx, state, pool_x, pool_y, order, n_in, weights, st
   variables, opt_state = state
   poisson = plan.cfg.sampling == "poisson"
   if poisson:
-    idx, valid = mechanisms.poisson_sample(jax.random.fold_in(sample_key, step), mask,
+    idx, valid = mechanisms.poisson_sample(key_tree.step(sample_key, step), mask,
                                            plan.poisson_rate, plan.batch_size)
   else:
     step_in_epoch = jnp.mod(step, plan.steps_per_epoch)
@@ -166,13 +164,13 @@ def _train_step(plan: _Plan, tx, state, pool_x, pool_y, order, n_in, weights, st
   xb, yb = pool_x[idx], pool_y[idx]
   wb = valid * weights[idx]
   if plan.cfg.augment:
-    xb = dsa(jax.random.fold_in(aug_key, step), xb, plan.cfg.augment, siamese=False)
+    xb = dsa(key_tree.step(aug_key, step), xb, plan.cfg.augment, siamese=False)
   params = variables["params"]
   extra = {k: v for k, v in variables.items() if k != "params"}
   grad_fn = jax.value_and_grad(functools.partial(_loss_fn, plan), has_aux=True)
   mb = plan.microbatch
   if plan.cfg.is_dp:
-    noise_key = jax.random.fold_in(jax.random.fold_in(aug_key, NOISE_STREAM), step)
+    noise_key = key_tree.step(key_tree.purpose(aug_key, key_tree.NOISE), step)
     (loss_sum, grads), updates = _dp_grads(plan, grad_fn, params, extra, xb, yb, wb,
                                            noise_key), {}
   elif mb is None:
@@ -279,9 +277,7 @@ def _jit_step(plan, state, pool_x, pool_y, order, n_in, weights, step, aug_key, 
 _jit_order = jax.jit(_epoch_order)
 
 
-def _split_key(key):
-  init_key, order_key, aug_key = jax.random.split(key, 3)
-  return init_key, order_key, aug_key
+_split_key = key_tree.training_keys
 
 
 def _stack(trees):
@@ -300,7 +296,7 @@ def _train_one_loop(plan, key, pool_x, pool_y, mask, weights, bar=None, trajecto
   members = int(n_in)
   step = 0
   for epoch in range(plan.cfg.epochs):
-    order = _jit_order(jax.random.fold_in(order_key, epoch), mask)
+    order = _jit_order(key_tree.step(order_key, epoch), mask)
     for s in range(plan.steps_per_epoch):
       state, step_loss = _jit_step(plan, state, pool_x, pool_y, order, n_in, weights,
                                    jnp.int32(step), aug_key, mask, order_key)
@@ -327,7 +323,7 @@ def _train_one_scan(plan, key, pool_x, pool_y, mask, weights, trajectory=False):
   n_in = jnp.sum(mask).astype(jnp.int32)
 
   def epoch_body(state, epoch):
-    order = _epoch_order(jax.random.fold_in(order_key, epoch), mask)
+    order = _epoch_order(key_tree.step(order_key, epoch), mask)
 
     def step_body(state, s):
       step = epoch * plan.steps_per_epoch + s
