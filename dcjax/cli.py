@@ -9,6 +9,9 @@ import sys
 import typing
 from typing import Any
 
+from dcjax.condense.registry import condenser_names, get_condenser
+from dcjax.condense.settings import settings
+
 
 def _parse_optional(kind):
   def parse(text: str):
@@ -64,6 +67,53 @@ def config_from_args(args: argparse.Namespace, cls: type, prefix: str = "", **fi
       values[field.name] = getattr(args, key)
   values.update(fixed)
   return cls(**values)
+
+
+# ----------------------------------------------------------------------------- condensers
+
+
+def _flag_fields(config_class: type) -> list[tuple[str, Any, str]]:
+  """(field, parser, type name) of every field settable from a command line (numbers,
+  strings, booleans, optionally None); structured fields are set in code."""
+  hints = typing.get_type_hints(config_class)
+  out = []
+  for field in dataclasses.fields(config_class):
+    args = typing.get_args(hints[field.name])
+    kind = next((a for a in args if a is not type(None)), hints[field.name])
+    if kind not in (bool, int, float, str):
+      continue
+    parse = _bool if kind is bool else kind
+    out.append((field.name, _parse_optional(parse) if type(None) in args else parse,
+                kind.__name__ + (" or none" if type(None) in args else "")))
+  return out
+
+
+def add_condenser_flags(parser: argparse.ArgumentParser) -> None:
+  """``--<method>.<field>`` for every command-line field of every registered condenser's
+  config, one argument group per condenser; absent from the namespace unless given
+  (``condenser_settings``). Help: the field's ``help`` metadata, its type, its preset value."""
+  for method in condenser_names():
+    condenser = get_condenser(method)
+    preset = condenser.preset(10)
+    fields = condenser.config_class.__dataclass_fields__
+    group = parser.add_argument_group(
+        f"{method} settings ({condenser.config_class.__name__}; default: its preset, shown "
+        "for ipc 10)")
+    for name, parse, kind in _flag_fields(condenser.config_class):
+      help_text = fields[name].metadata.get("help", "")
+      group.add_argument(f"--{method}.{name}", dest=f"{method}.{name}", type=parse,
+                         default=argparse.SUPPRESS, metavar=kind.split()[0].upper(),
+                         help=f"{help_text} ({kind}; preset {getattr(preset, name)!r})".strip())
+
+
+def condenser_settings(args: argparse.Namespace):
+  """The ``--<method>.<field>`` flags given, as ``dcjax.condense.settings`` overrides."""
+  per_method: dict[str, dict[str, Any]] = {}
+  for dest, value in vars(args).items():
+    if "." in dest:
+      method, name = dest.split(".", 1)
+      per_method.setdefault(method, {})[name] = value
+  return settings(per_method)
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -10,7 +10,9 @@ attacks each with the loss attack and LiRA (online / offline, per-example / fixe
 stratified by init images / other members / all members; then the visual-privacy analysis of
 the released synthetic sets (nearest real image by L2 and SSIM, a distance attack) and the
 linear-DM theory. Writes report.md, results.json and figures to --out; an interrupted run
-resumes from its stages. Every field of the preset can be overridden by its flag.
+resumes from its stages. Every field of the preset can be overridden by its flag, and every
+field of a condenser's config by --<method>.<field> (--dm.iterations 500, --mtt.syn_steps 20),
+on top of the preset's condenser settings.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import os
 from dcjax import cli
 from dcjax.audit import PRESETS, AuditConfig, get_preset, run_audit
 from dcjax.audit.config import PRESET_SUMMARIES
+from dcjax.condense import settings as settings_lib
 from dcjax.condense import condenser_names
 from dcjax.runs import recipe_kinds
 
@@ -42,11 +45,6 @@ _HELP = {
     "batch_size": "training batch size", "lr": "training SGD learning rate",
     "train_augment": "non-Siamese DSA while training each run's network",
     "cond_net": "network of the condensers (None: as for net)",
-    "dm_iterations": "DM iterations", "dm_batch_real": "DM real images per class per batch",
-    "dsa_iterations": "DSA (and DC) outer iterations", "dsa_outer_loop": "DSA outer loop",
-    "dsa_inner_loop": "DSA inner loop", "dsa_batch_real": "DSA real images per class per batch",
-    "dc_iterations": "DC outer iterations", "dc_outer_loop": "DC outer loop",
-    "dc_inner_loop": "DC inner loop", "dc_batch_real": "DC real images per class per batch",
     "ssim_shortlist": "SSIM neighbours searched among this many L2-nearest images",
     "theory_iterations": "iterations of the linear-DM closed-form check",
     "dp_epochs": "training epochs of DP-SGD recipes", "dp_lr": "DP-SGD's learning rate",
@@ -83,6 +81,7 @@ def build_parser(prog: str = "python -m experiments.audit", description: str = _
                  "and start over; other files there are kept")
   p.add_argument("--quiet", action="store_true", help="no progress bars")
   cli.add_config_flags(p, AuditConfig, docs=_HELP, preset_defaults=True)
+  cli.add_condenser_flags(p)  # --<method>.<field>, over the preset's condenser settings
   return p
 
 
@@ -95,6 +94,8 @@ def main(argv: list[str] | None = None, membership_only: bool = False) -> dict:
   overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(AuditConfig)
                if hasattr(args, f.name)}
   cfg = dataclasses.replace(get_preset(args.preset), **overrides)
+  cfg = dataclasses.replace(cfg, condensers=settings_lib.merge(cfg.condensers,
+                                                               cli.condenser_settings(args)))
   out = args.out or os.path.join("runs", name, args.preset)
   results = run_audit(cfg, out, data_dir=args.data_dir, recompute=args.recompute,
                       progress=not args.quiet, preset=args.preset,

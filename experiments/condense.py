@@ -1,7 +1,12 @@
-"""Condense a dataset with a registered condenser (``--method``), then evaluate it against the random-subset baseline.
+"""Condense a dataset with a registered condenser (``--method``), then evaluate it against the
+random-subset baseline.
 
     python -m experiments.condense --dataset digits --method dm --ipc 10
+    python -m experiments.condense --method dm --dm.iterations 500 --dm.batch_real 64
     python -m experiments.condense --dataset cifar10 --data-dir DIR --method dsa --ipc 10
+
+The method's settings are its preset for the dataset and ipc, with --<method>.<field> for any
+field of its config (listed per method below).
 
 Writes to --out: ``synset/`` (the synthetic set: Orbax arrays + metadata.json with its
 preprocessing, labels, init indices, config and seed), ``images.png`` (the images,
@@ -21,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from dcjax import cli, io, plots, workdir
+from dcjax.condense import settings as settings_lib
 from dcjax.condense import (condense, condenser_names, dataset_preset, evaluate,
                             get_condenser, load_synthetic_set, random_subset,
                             reference_eval_config, save_synthetic_set, synset_complete,
@@ -30,30 +36,6 @@ from dcjax.nets import default_net
 
 # what the experiment writes in --out; --recompute removes these and nothing else
 OWNED_ENTRIES = ("checkpoints", "synset", "images.png", "results.json")
-METHOD_FLAGS = {  # flag -> (config field, type, help)
-    "iterations": ("iterations", int, "outer iterations"),
-    "lr_img": ("lr_img", float, "learning rate of the synthetic images"),
-    "batch_real": ("batch_real", int, "real images per class per iteration (capped by the "
-                   "smallest class)"),
-    "cond_net": ("net", str, "network used for condensing (preset: ConvNet; ConvNetD2 for 8x8 "
-                 "images)"),
-    "dsa_strategy": ("dsa_strategy", str, "Siamese DSA strategy while condensing ('none': off)"),
-    "outer_loop": ("outer_loop", int, "dc/dsa only: image steps per iteration"),
-    "inner_loop": ("inner_loop", int, "dc/dsa only: network epochs between image steps"),
-    "epsilon": ("epsilon", float, "ndpdc/ldpdc only: the target epsilon of the released set "
-                "(noise calibrated with the PLD accountant)"),
-    "delta": ("delta", float, "ndpdc/ldpdc only: the target delta"),
-    "group_size": ("group_size", int, "ndpdc/ldpdc only: expected Poisson sample per class"),
-    "syn_steps": ("syn_steps", int, "mtt only: unrolled student steps per iteration"),
-    "expert_epochs": ("expert_epochs", int, "mtt only: expert epochs the student steps match"),
-    "max_start_epoch": ("max_start_epoch", int, "mtt only: start epochs drawn below this"),
-    "num_experts": ("num_experts", int, "mtt only: expert trajectories trained per run"),
-    "lr_lr": ("lr_lr", float, "mtt only: learning rate of the student's step size"),
-    "lr_syn_init": ("lr_syn_init", float, "mtt only: initial student step size"),
-    "pool_size": ("pool_size", int, "frepo only: online networks in the pool"),
-    "max_online_updates": ("max_online_updates", int, "frepo only: steps of an online "
-                           "network before it is re-initialised"),
-}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,9 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--init", default=None, choices=["real", "noise"],
                  help="initialisation (default: the method's reference: dm/dsa real, dc noise)")
   p.add_argument("--seed", type=int, default=0, help="PRNG seed of the whole run (default: 0)")
-  for flag, (_, kind, text) in METHOD_FLAGS.items():
-    p.add_argument(f"--{flag.replace('_', '-')}", dest=flag, type=kind, default=None,
-                   help=f"{text} (default: the method's reference preset)")
   p.add_argument("--eval-models", type=int, default=5,
                  help="fresh networks per evaluation (default: 5)")
   p.add_argument("--eval-nets", default=None,
@@ -90,21 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--recompute", action="store_true",
                  help="discard what dcjax wrote in --out (checkpoints, set, results) and start "
                  "over")
+  cli.add_condenser_flags(p)  # --<method>.<field>, for the --method's fields
   return p
 
 
 def method_config(args, image_shape):
+  """The method's preset for the dataset with the --<method>.<field> flags given."""
+  given = settings_lib.as_dict(cli.condenser_settings(args))
+  other = sorted(f"--{m}.{f}" for m, fields in given.items() if m != args.method for f in fields)
+  if other:
+    raise ValueError(f"{', '.join(other)} do(es) not apply to --method {args.method}; its "
+                     f"settings are --{args.method}.<field>.")
   cfg = dataset_preset(get_condenser(args.method), args.ipc, args.dataset, image_shape)
-  fields = {f.name for f in dataclasses.fields(cfg)}
-  changes = {}
-  for flag, (field, _, _) in METHOD_FLAGS.items():
-    value = getattr(args, flag)
-    if value is None:
-      continue
-    if field not in fields:
-      raise ValueError(f"--{flag.replace('_', '-')} does not apply to method {args.method!r}.")
-    changes[field] = None if isinstance(value, str) and value.lower() == "none" else value
-  return dataclasses.replace(cfg, **changes)
+  return dataclasses.replace(cfg, **given.get(args.method, {}))
 
 
 def main(argv: list[str] | None = None) -> dict:

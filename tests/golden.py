@@ -15,15 +15,19 @@ import platform
 import jax
 
 from dcjax.audit import AuditConfig
+from dcjax.audit.config import DEFAULT_CONDENSERS
+from dcjax.condense.settings import merge, settings
 
 # The audit of tests/test_audit.py and of tests/data/golden_tiny.json. One-block ConvNets
 # (the default for 8x8 images has two): the machinery is the same, the programs compile in
 # about 2/3 of the time.
 # The DP yardstick rides along: DP-SGD, NDPDC and mislabeled canaries.
 TINY = AuditConfig(runs=4, pool_size=160, ipc=2, epochs=3, real_epochs=2, net="ConvNetD1",
-                   cond_net="ConvNetD1", dm_iterations=2, dm_batch_real=8, dsa_iterations=1,
-                   dsa_outer_loop=1, dsa_inner_loop=1, dsa_batch_real=8, ssim_shortlist=16,
-                   theory_iterations=60, dp_epochs=2, ndpdc_iterations=2, canaries=8,
+                   cond_net="ConvNetD1", ssim_shortlist=16,
+                   condensers=merge(DEFAULT_CONDENSERS, settings(
+                       dm=dict(iterations=2, batch_real=8), ndpdc=dict(iterations=2),
+                       dsa=dict(iterations=1, outer_loop=1, inner_loop=1, batch_real=8))),
+                   theory_iterations=60, dp_epochs=2, canaries=8,
                    # the DSA recipes are left to test_condense (DSA's audit path is DM's;
                    # they cost 16 s of the suite's budget here)
                    recipes="real,random_subset,init_only,condense(dm,init=real),"

@@ -16,6 +16,10 @@ from dcjax.audit import AuditConfig, prepare, recipes
 from dcjax.checkpoint import Stage
 from dcjax.condense import condenser_names
 from dcjax.runs import Condense, parse
+from dcjax import cli
+from dcjax.condense import settings as settings_lib
+from experiments import audit as audit_exp
+from experiments import condense as condense_exp
 from experiments import mia as mia_exp
 
 ROOT = pathlib.Path(dcjax.__file__).parent
@@ -146,6 +150,16 @@ def test_a_condenser_added_through_the_registry_runs_in_the_audit(tmp_path):
   assert recipe == Condense("toy_mean", 2, "real") and recipe.config is None
   assert isinstance(recipes(AuditConfig(recipes="random_subset,condense(toy_mean,init=real)",
                                         ipc=2), (8, 8, 1))[1].config, toy_condenser.ToyConfig)
+  # both command lines know it, with a flag per field of its config, and nothing else names it
+  condense_help = condense_exp.build_parser().format_help()
+  assert "toy_mean" in condense_help and "--toy_mean.lr" in condense_help
+  audit_parser = audit_exp.build_parser()
+  assert "--toy_mean.iterations" in audit_parser.format_help()
+  args = audit_parser.parse_args(["--toy_mean.lr", "0.25"])
+  assert settings_lib.as_dict(cli.condenser_settings(args)) == {"toy_mean": {"lr": 0.25}}
+  with_lr = AuditConfig(recipes="random_subset,condense(toy_mean,init=real)", ipc=2,
+                        condensers=cli.condenser_settings(args))
+  assert recipes(with_lr, (8, 8, 1))[1].config.lr == 0.25
 
   out = str(tmp_path / "m")
   # the shapes of test_audit.py's TINY audit, whose programs the shared compilation cache holds

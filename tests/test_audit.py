@@ -18,6 +18,7 @@ from dcjax.audit import (AuditConfig, compare_with_baseline, get_preset, recipes
 from dcjax.augment import DEFAULT_STRATEGY
 from dcjax.audit.study import prepare
 from dcjax.checkpoint import ConfigMismatchError, load_tree
+from dcjax.condense import settings as settings_lib
 from dcjax.mia import STRATA, RocPoint, StratumMetrics
 from dcjax.runs import run_recipe
 from experiments import audit as audit_exp
@@ -249,7 +250,11 @@ def test_cli_overrides_preset_fields_and_help_lists_presets(capsys):
   for name in ("quick", "default", "cifar10_ipc50", "celeba_ipc10", "fashion_mnist_ipc50"):
     assert name in help_text
   for field in dataclasses.fields(AuditConfig):
-    assert "--" + field.name.replace("_", "-") in help_text
+    if field.name != "condensers":  # structured: set by the --<method>.<field> flags
+      assert "--" + field.name.replace("_", "-") in help_text
+  for flag in ("--dm.iterations", "--dsa.outer_loop", "--mtt.syn_steps", "--frepo.lr_img",
+               "--ndpdc.epsilon"):
+    assert flag in help_text
   args = parser.parse_args(["--preset", "quick", "--runs", "8", "--net", "none"])
   assert args.runs == 8 and args.net is None and not hasattr(args, "ipc")
 
@@ -283,8 +288,12 @@ def test_cli_with_every_field_as_a_flag_resumes_the_same_study(tiny_audit):
   flags = []
   for field in dataclasses.fields(TINY):
     value = getattr(TINY, field.name)
-    flags += ["--" + field.name.replace("_", "-"), "none" if value is None else str(value)]
-  again = audit_exp.main(["--preset", "quick", *flags, "--out", out, "--quiet"])
+    if field.name != "condensers":
+      flags += ["--" + field.name.replace("_", "-"), "none" if value is None else str(value)]
+  for method, fields in settings_lib.as_dict(TINY.condensers).items():  # over the preset's
+    for name, value in fields.items():
+      flags += [f"--{method}.{name}", "none" if value is None else str(value)]
+  again = audit_exp.main(["--preset", "default", *flags, "--out", out, "--quiet"])
   assert again["config"] == dataclasses.asdict(TINY)
   assert again["resumed_recipes"] == list(results["recipes"])
 

@@ -74,13 +74,13 @@ CLI_CASES = [
          "epochs must be a positive int, got 0"),
     Case("epochs-negative", ("train", "--epochs", "-1", "--out", "OUT"), 2,
          "epochs must be a positive int, got -1"),
-    Case("iterations-zero", ("condense", "--iterations", "0", "--out", "OUT"), 2,
+    Case("iterations-zero", ("condense", "--dm.iterations", "0", "--out", "OUT"), 2,
          "iterations must be a positive int, got 0"),
     Case("lr-nan", ("audit", "--lr", "nan", "--out", "OUT"), 2,
          "lr must be a finite number > 0, got nan"),
     Case("lr-inf", ("train", "--lr", "inf", "--out", "OUT"), 2,
          "lr must be a finite number > 0, got inf"),
-    Case("lr-img-nan", ("condense", "--lr-img", "nan", "--out", "OUT"), 2,
+    Case("lr-img-nan", ("condense", "--dm.lr_img", "nan", "--out", "OUT"), 2,
          "lr_img must be a finite number > 0, got nan"),
     Case("models-zero", ("condense", "--eval-models", "0", "--out", "OUT"), 2,
          "--eval-models must be >= 1, got 0"),
@@ -134,7 +134,7 @@ def _listing(path):
 
 DIRECTORY_CASES = [
     Case("out-foreign", ("train", "--epochs", "1"), 1, "is not a dcjax directory"),
-    Case("out-foreign-condense", ("condense", "--iterations", "1"), 1,
+    Case("out-foreign-condense", ("condense", "--dm.iterations", "1"), 1,
          "is not a dcjax directory"),
     Case("out-foreign-mia", ("mia", "--runs", "4", "--recompute"), 1,
          "is not a dcjax directory"),
@@ -193,8 +193,8 @@ def test_unwritable_out_is_a_runtime_error(tmp_path, capsys):
 def condensed(tmp_path_factory):
   """A finished tiny ``experiments.condense`` directory and its command-line flags."""
   out = str(tmp_path_factory.mktemp("cond") / "c")
-  flags = ["--method", "dm", "--ipc", "2", "--iterations", "2", "--cond-net", "ConvNetD1",
-           "--dsa-strategy", "none", "--batch-real", "8", "--eval-models", "1", "--eval-nets",
+  flags = ["--method", "dm", "--ipc", "2", "--dm.iterations", "2", "--dm.net", "ConvNetD1",
+           "--dm.dsa_strategy", "none", "--dm.batch_real", "8", "--eval-models", "1", "--eval-nets",
            "MLP", "--eval-epochs", "2", "--checkpoint-every", "1"]
   condense_exp.main([*flags, "--out", out])
   return out, flags

@@ -14,8 +14,8 @@ from experiments import mia as mia_exp
 
 def test_condense_experiment_writes_set_grid_and_results(tmp_path):
   out = str(tmp_path / "c")
-  args = ["--method", "dm", "--ipc", "2", "--iterations", "2", "--cond-net", "ConvNetD1",
-          "--dsa-strategy", "flip", "--batch-real", "8", "--eval-models", "2",
+  args = ["--method", "dm", "--ipc", "2", "--dm.iterations", "2", "--dm.net", "ConvNetD1",
+          "--dm.dsa_strategy", "flip", "--dm.batch_real", "8", "--eval-models", "2",
           "--eval-nets", "ConvNetD1", "--eval-epochs", "3", "--out", out]
   result = condense_exp.main(args)
   syn = load_synthetic_set(os.path.join(out, "synset"))

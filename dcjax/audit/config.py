@@ -1,12 +1,13 @@
 """The audit as config-as-code: one flat frozen ``AuditConfig`` and named presets.
 
-Every field is a command-line flag of ``experiments.audit`` (``--dm-iterations 500``); a preset
-only fills the defaults. The condenser and training configs of every recipe are derived from
-these fields by ``recipes`` and ``runs_config``, so the whole study is reproducible from the
-config and its seed. Recipes use the one recipe syntax of ``dcjax.runs.recipes``, with ``ipc``
-filled from the config where left out; a condenser's config is its preset with the fields
-``<method>_<field>`` of this config (``dm_iterations`` -> ``iterations``), ``cond_net`` and the
-dataset's DSA strategy.
+Every field is a command-line flag of ``experiments.audit`` (``--runs 32``), and every field
+of every registered condenser's config is one too (``--dm.iterations 500``, kept in the field
+``condensers``: ``dcjax.condense.settings``); a preset only fills the defaults. The condenser
+and training configs of every recipe are derived from these fields by ``recipes`` and
+``runs_config``, so the whole study is reproducible from the config and its seed. Recipes use
+the one recipe syntax of ``dcjax.runs.recipes``, with ``ipc`` filled from the config where
+left out; a condenser's config is its preset for the recipe's ipc, fitted to the dataset (its
+network and DSA strategy), with ``cond_net`` and the settings of ``condensers``.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ import dataclasses
 
 from dcjax import checks
 from dcjax.augment import strategy_for
-from dcjax.condense import dc as dc_lib
-from dcjax.condense import frepo as frepo_lib
-from dcjax.condense import mtt as mtt_lib
 from dcjax.condense import dataset_preset, get_condenser
+from dcjax.condense import settings as settings_lib
+from dcjax.condense.settings import settings as condenser_settings
 from dcjax.data import DATASET_NAMES
 from dcjax.data.canaries import CANARY_KINDS
 from dcjax.mia import ATTACKS, DEFAULT_ATTACKS
@@ -31,6 +31,21 @@ from dcjax.train.config import COMPUTE_DTYPES
 
 DEFAULT_RECIPES = ("real,random_subset,init_only,condense(dm,init=real),condense(dm,init=noise),"
                    "condense(dsa,init=real),condense(dsa,init=noise)")
+# The condensers at the default size, shortened from the reference presets to fit 2 CPU cores:
+# DM, DC, DSA and NDPDC 200 / 30 / 30 / 200 iterations of 64 real images per class; MTT: per
+# run num_experts experts trained for max_start_epoch - 1 + expert_epochs epochs, then 100
+# iterations of 10 unrolled student steps (the paper: 5,000 x 30 with 100 experts, CIFAR-10;
+# on digits and 2 CPU cores an iteration of 10 steps takes about 3 s per run), the student's
+# initial step size the paper's ipc-1 value; FRePo: LAMB's step is relative to the images'
+# norm, and the reference's 3e-4 moves them little in the few hundred iterations a CPU affords.
+DEFAULT_CONDENSERS = condenser_settings(
+    dm=dict(iterations=200, batch_real=64),
+    dsa=dict(iterations=30, outer_loop=2, inner_loop=5, batch_real=64),
+    dc=dict(iterations=30, outer_loop=2, inner_loop=5, batch_real=64),
+    ndpdc=dict(iterations=200),
+    mtt=dict(iterations=100, syn_steps=10, expert_epochs=2, max_start_epoch=5, num_experts=2,
+             lr_syn_init=0.01),
+    frepo=dict(iterations=200, batch_real=64, lr_img=3e-3))
 # the default preset adds the DP yardstick: DP-SGD at epsilon 1, 2, 4, 8 and NDPDC at 4
 DP_RECIPES = "dpsgd(1),dpsgd(2),dpsgd(4),dpsgd(8),condense(ndpdc,epsilon=4)"
 
@@ -76,35 +91,9 @@ class AuditConfig:
   real_augment: bool = False
   train_compute_dtype: str = "float32"  # "bfloat16": mixed-precision training (GPU/TPU)
   cond_net: str | None = None  # network of DM/DSA (None: default_net of the image size)
-  dm_iterations: int = 200
-  dm_batch_real: int = 64
-  dsa_iterations: int = 30
-  dsa_outer_loop: int = 2
-  dsa_inner_loop: int = 5
-  dsa_batch_real: int = 64
-  dc_iterations: int = 30
-  dc_outer_loop: int = 2
-  dc_inner_loop: int = 5
-  dc_batch_real: int = 64
-  # NDPDC (differentially private DM; recipe condense(ndpdc,epsilon=E)): iterations as DM's,
-  # each one a composition of its accounted mechanism
-  ndpdc_iterations: int = 200
-  # MTT (recipe condense(mtt,...)): per run, mtt_num_experts experts trained for
-  # mtt_max_start_epoch - 1 + mtt_expert_epochs epochs, then mtt_iterations iterations of
-  # mtt_syn_steps unrolled student steps (the paper: 5,000 x 30 with 100 experts, CIFAR-10);
-  # on digits and 2 CPU cores an iteration of 10 steps takes about 3 s per run (README)
-  mtt_iterations: int = 100
-  mtt_syn_steps: int = 10
-  mtt_expert_epochs: int = 2
-  mtt_max_start_epoch: int = 5
-  mtt_num_experts: int = 2
-  mtt_lr_syn_init: float = 0.01  # the student's initial step size (the paper's ipc 1 value)
-  # FRePo (recipe condense(frepo,...)): iterations, real images per class per iteration
-  frepo_iterations: int = 200
-  frepo_batch_real: int = 64
-  # LAMB's step is relative to the images' norm: the reference's 3e-4 moves them little in
-  # the few hundred iterations a CPU affords
-  frepo_lr_img: float = 3e-3
+  # each condenser's settings over its preset (``dcjax.condense.settings``; flags
+  # --<method>.<field>): the default audit shortens the condensers to fit 2 CPU cores
+  condensers: tuple = DEFAULT_CONDENSERS
   ssim_shortlist: int = 64  # SSIM nearest neighbours among this many L2-nearest images
   # worst-case examples planted in the pool (dcjax.data.canaries), IN for half of the runs
   # like every example; the strata of the attacks leave them out, the canary analysis
@@ -116,13 +105,9 @@ class AuditConfig:
   def __post_init__(self):
     checks.one_of(self.dataset, DATASET_NAMES, "dataset")
     checks.positive_ints(self, "ipc", "epochs", "real_epochs", "dp_epochs", "batch_size",
-                         "dm_iterations", "dm_batch_real", "dsa_iterations", "dsa_outer_loop",
-                         "dsa_inner_loop", "dsa_batch_real", "dc_iterations", "dc_outer_loop", "dc_inner_loop",
-                         "dc_batch_real", "ndpdc_iterations", "mtt_iterations",
-                         "mtt_syn_steps", "mtt_expert_epochs", "mtt_max_start_epoch",
-                         "mtt_num_experts", "frepo_iterations", "frepo_batch_real",
                          "ssim_shortlist", "theory_iterations")
-    checks.positive_finite(self, "lr", "dp_lr", "mtt_lr_syn_init", "frepo_lr_img")
+    checks.positive_finite(self, "lr", "dp_lr")
+    settings_lib.check(self.condensers, "AuditConfig.condensers")
     if self.dp_batch_size is not None:
       checks.positive_ints(self, "dp_batch_size")
     checks.field_one_of(self, "canary_kind", CANARY_KINDS)
@@ -181,16 +166,12 @@ def runs_config(cfg: AuditConfig, image_shape, recipe: Recipe) -> RunsConfig:
 
 def condenser_config(cfg: AuditConfig, method: str, image_shape, ipc: int):
   """The condenser's preset for the recipe's ``ipc`` fitted to the dataset (``dataset_preset``:
-  its network and DSA strategy), with the audit's fields ``<method>_<field>`` and
-  ``cond_net``."""
+  its network and DSA strategy), with ``cond_net`` and the audit's settings for ``method``
+  (``cfg.condensers``)."""
   preset = dataset_preset(get_condenser(method), ipc, cfg.dataset, image_shape)
-  fields = {f.name for f in dataclasses.fields(preset)}
-  prefix = method + "_"
-  changes = {f.name[len(prefix):]: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
-             if f.name.startswith(prefix) and f.name[len(prefix):] in fields}
-  if "net" in fields and cfg.cond_net:
-    changes["net"] = cfg.cond_net
-  return dataclasses.replace(preset, **changes)
+  if cfg.cond_net and "net" in {f.name for f in dataclasses.fields(preset)}:
+    preset = dataclasses.replace(preset, net=cfg.cond_net)
+  return settings_lib.apply(preset, method, cfg.condensers)
 
 
 def recipes(cfg: AuditConfig, image_shape) -> list[Recipe]:
@@ -216,30 +197,18 @@ PAPER_CANARIES = 500
 
 
 def _paper(dataset: str, ipc: int) -> AuditConfig:
-  """Paper scale: the reference condenser hyperparameters (Zhao et al. 2021, Zhao & Bilen
-  2021/2023, Cazenavette et al. 2022, Zhou et al. 2022), 64 runs, and the reference evaluation
-  of synthetic-size sets (1000 epochs with non-Siamese DSA, which the published accuracies
-  assume); `real` trains 50 epochs without augmentation. DP-SGD trains 30 epochs with expected
-  batches of 1024 at lr 2.0 (momentum 0.9): the digits-measured lr 0.5 at batch 256 scaled
-  linearly with the batch, and the tens of epochs of large batches that DP-SGD baselines on
-  CIFAR-10 CNNs use (Tramer & Boneh 2021); a starting point, untuned at this scale."""
-  outer, inner = dc_lib.loops_for_ipc(ipc)
-  mtt_cfg, frepo_cfg = mtt_lib.preset(ipc), frepo_lib.preset(ipc)
+  """Paper scale: every condenser at its reference preset for the recipe's ipc (Zhao et al.
+  2021, Zhao & Bilen 2021/2023, Cazenavette et al. 2022, Zhou et al. 2022, Zheng & Li), 64
+  runs, and the reference evaluation of synthetic-size sets (1000 epochs with non-Siamese DSA,
+  which the published accuracies assume); `real` trains 50 epochs without augmentation.
+  DP-SGD trains 30 epochs with expected batches of 1024 at lr 2.0 (momentum 0.9): the
+  digits-measured lr 0.5 at batch 256 scaled linearly with the batch, and the tens of epochs
+  of large batches that DP-SGD baselines on CIFAR-10 CNNs use (Tramer & Boneh 2021); a
+  starting point, untuned at this scale."""
   return AuditConfig(dataset=dataset, ipc=ipc, runs=64, epochs=1000, train_augment=True,
                      recipes=f"{DEFAULT_RECIPES},{PAPER_DP_RECIPES}", canaries=PAPER_CANARIES,
-                     dp_epochs=30, dp_lr=2.0, dp_batch_size=1024, ndpdc_iterations=10_000,
-                     mtt_iterations=mtt_cfg.iterations, mtt_syn_steps=mtt_cfg.syn_steps,
-                     mtt_expert_epochs=mtt_cfg.expert_epochs,
-                     mtt_max_start_epoch=mtt_cfg.max_start_epoch,
-                     mtt_num_experts=mtt_cfg.num_experts, mtt_lr_syn_init=mtt_cfg.lr_syn_init,
-                     frepo_lr_img=frepo_cfg.lr_img,
-                     frepo_iterations=frepo_cfg.iterations,
-                     frepo_batch_real=frepo_cfg.batch_real,
-                     real_epochs=50, real_augment=False,
-                     dm_iterations=20_000, dm_batch_real=256, dsa_iterations=1000,
-                     dsa_outer_loop=outer, dsa_inner_loop=inner, dsa_batch_real=256,
-                     dc_iterations=1000, dc_outer_loop=outer, dc_inner_loop=inner,
-                     dc_batch_real=256, theory_iterations=3000)
+                     dp_epochs=30, dp_lr=2.0, dp_batch_size=1024, condensers=(),
+                     real_epochs=50, real_augment=False, theory_iterations=3000)
 
 
 PRESETS: dict[str, AuditConfig] = {
@@ -247,11 +216,14 @@ PRESETS: dict[str, AuditConfig] = {
     # of recipe once (the condensers, one DP-SGD, one NDPDC) and a handful of canaries
     "quick": AuditConfig(runs=4, pool_size=400, ipc=5, epochs=100, real_epochs=100,
                          recipes=f"{DEFAULT_RECIPES},dpsgd(4),condense(ndpdc,epsilon=4)",
-                         canaries=8, dp_epochs=5, ndpdc_iterations=30,
-                         dm_iterations=30, dsa_iterations=3, dsa_outer_loop=1,
-                         dsa_inner_loop=1, dc_iterations=3, dc_outer_loop=1, dc_inner_loop=1,
-                         theory_iterations=100, mtt_iterations=5, mtt_syn_steps=5,
-                         mtt_max_start_epoch=2, mtt_num_experts=1, frepo_iterations=20),
+                         canaries=8, dp_epochs=5, theory_iterations=100,
+                         condensers=settings_lib.merge(DEFAULT_CONDENSERS, condenser_settings(
+                             dm=dict(iterations=30), ndpdc=dict(iterations=30),
+                             dsa=dict(iterations=3, outer_loop=1, inner_loop=1),
+                             dc=dict(iterations=3, outer_loop=1, inner_loop=1),
+                             mtt=dict(iterations=5, syn_steps=5, max_start_epoch=2,
+                                      num_experts=1),
+                             frepo=dict(iterations=20)))),
     # the README's main command: the 7 condensation recipes, the DP yardstick (4 x DP-SGD,
     # NDPDC) and 32 canaries on the bundled digits
     "default": AuditConfig(recipes=f"{DEFAULT_RECIPES},{DP_RECIPES}", canaries=32),
