@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dcjax import checks, key_tree
+from dcjax import checks, key_tree, loops
 from dcjax.augment import DEFAULT_STRATEGY, dsa
 from dcjax.condense import common
 from dcjax.condense.common import class_keys, siamese_dsa
@@ -210,40 +210,11 @@ def inner_epoch(net, cfg: DCConfig, steps: int, variables, images, labels, key):
   return variables
 
 
-def step(net: nn.Module, cfg: DCConfig, num_classes: int, batch_real: int, images, opt_state,
-         key, pool_x, pool_y, mask):
-  """One DC/DSA iteration (fresh network, outer_loop image steps with inner training).
-
-  Driven from Python around jitted pieces (on CPU a convolution's gradient inside a scan runs
-  far slower). Returns (images, opt_state, mean loss). ``pure_step`` is the same iteration as
-  one traceable function.
-  """
-  labels = jnp.repeat(jnp.arange(num_classes, dtype=jnp.int32), images.shape[0] // num_classes)
-  k_net, k_loop = jax.random.split(key)
-  variables = init_network(net, k_net, pool_x)
-  steps = -(-images.shape[0] // cfg.batch_train)
-  losses = []
-  for ol in range(cfg.outer_loop):
-    k_outer = key_tree.step(k_loop, ol)
-    k_match, k_inner = jax.random.split(k_outer)
-    variables = refresh_batch_stats(net, cfg, num_classes, variables,
-                                    key_tree.purpose(k_outer, BN_KEY), pool_x, pool_y, mask)
-    images, opt_state, loss = match_step(net, cfg, num_classes, batch_real, images, opt_state,
-                                         variables, k_match, pool_x, pool_y, mask)
-    losses.append(loss)
-    if ol == cfg.outer_loop - 1:
-      break
-    for il in range(cfg.inner_loop):
-      variables = inner_epoch(net, cfg, steps, variables, images, labels,
-                              key_tree.step(k_inner, il))
-  return images, opt_state, jnp.mean(jnp.stack(losses))
-
-
-def pure_step(net: nn.Module, cfg: DCConfig, num_classes: int, batch_real: int, images,
-              opt_state, key, pool_x, pool_y, mask):
-  """``step`` as one traceable function, for ``condense_many``'s vmap strategy (GPU/TPU): the
-  outer loop and the inner epochs under ``lax.scan``, the same keys as ``step``, so the same
-  result up to float rounding. Returns (images, opt_state, mean loss)."""
+def _iteration(strategy: str, net: nn.Module, cfg: DCConfig, num_classes: int,
+               batch_real: int, images, opt_state, key, pool_x, pool_y, mask):
+  """One DC/DSA iteration: a fresh network, then outer_loop image steps, each but the last
+  followed by inner_loop epochs of training on the synthetic set. Returns (images, opt_state,
+  mean loss); both loops run under ``dcjax.loops.repeat`` with ``strategy``."""
   labels = jnp.repeat(jnp.arange(num_classes, dtype=jnp.int32), images.shape[0] // num_classes)
   k_net, k_loop = jax.random.split(key)
   variables = init_network(net, k_net, pool_x)
@@ -261,13 +232,20 @@ def pure_step(net: nn.Module, cfg: DCConfig, num_classes: int, batch_real: int, 
   def outer(carry, ol):  # every outer step but the last: match, then inner_loop epochs
     images, opt_state, variables = carry
     images, opt_state, variables, loss, k_inner = match(images, opt_state, variables, ol)
-    variables, _ = jax.lax.scan(
-        lambda v, il: (inner_epoch(net, cfg, steps, v, images, labels,
-                                   key_tree.step(k_inner, il)), None),
-        variables, jnp.arange(cfg.inner_loop))
+    train = lambda v, il: (inner_epoch(net, cfg, steps, v, images, labels,
+                                       key_tree.step(k_inner, il)), None)
+    variables, _ = loops.repeat(train, variables, cfg.inner_loop, strategy)
     return (images, opt_state, variables), loss
 
-  (images, opt_state, variables), losses = jax.lax.scan(
-      outer, (images, opt_state, variables), jnp.arange(cfg.outer_loop - 1))
+  (images, opt_state, variables), losses = loops.repeat(
+      outer, (images, opt_state, variables), cfg.outer_loop - 1, strategy)
   images, opt_state, _, last, _ = match(images, opt_state, variables, cfg.outer_loop - 1)
-  return images, opt_state, jnp.mean(jnp.concatenate([losses, last[None]]))
+  total = last if losses is None else jnp.sum(losses) + last
+  return images, opt_state, total / cfg.outer_loop
+
+
+# Driven from Python around jitted pieces (on CPU a convolution's gradient inside a scan runs
+# far slower): the condensers' ``step``. As one traceable function (``pure_step``), for the
+# runner's vmap strategy on GPU/TPU: the same keys, so the same result up to float rounding.
+step = functools.partial(_iteration, "loop")
+pure_step = functools.partial(_iteration, "scan")

@@ -31,7 +31,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dcjax import checkpoint as ckpt
-from dcjax import checks, key_tree
+from dcjax import checks, key_tree, loops
 from dcjax.condense import common
 from dcjax.condense.registry import Condenser, get_condenser
 from dcjax.condense.run_setup import (context_args, initial_state, nan_error, released_labels,
@@ -55,44 +55,48 @@ def resolve_strategy(strategy: str, condenser: Condenser) -> str:
   return "vmap" if condenser.vectorised and jax.default_backend() != "cpu" else "loop"
 
 
+def _iterations(strategy: str, one_iteration, carry, k_runs, start, length: int):
+  """``length`` iterations from ``start``: iteration i gives every run r the key
+  ``key_tree.step(k_runs[r], i)`` (the one key schedule of both strategies) and calls
+  ``one_iteration(carry, keys (M,)) -> (carry, losses (M,))``. Returns (carry, losses
+  (length, M))."""
+  body = lambda carry, i: one_iteration(carry, jax.vmap(lambda k: key_tree.step(k, i))(k_runs))
+  return loops.repeat(body, carry, length, strategy, start)
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5))
-def _scan_block(step, net, cfg, num_classes: int, batch_real: int, length: int, images,
+def _vmap_block(step, net, cfg, num_classes: int, batch_real: int, length: int, images,
                 opt_state, run_keys, start, pool_x, pool_y, masks, context=None):
-  """``length`` iterations of every run from iteration ``start``: (images, opt_state, losses
-  (length, M)). context: the runs' setup context (leading axis M) or None."""
+  """The vmap strategy: every run's traceable step vmapped, the block in one ``lax.scan``.
+  Returns ((images, opt_state), losses (length, M)). context: the runs' setup context
+  (leading axis M) or None."""
 
   def one_run(im, opt, key, mask, ctx):
     return step(net, cfg, num_classes, batch_real, im, opt, key, pool_x, pool_y, mask,
                 *context_args(ctx))
 
-  def body(carry, i):
-    keys = jax.vmap(lambda k: key_tree.step(k, start + i))(run_keys)
+  def one_iteration(carry, keys):
     im, opt, loss = jax.vmap(one_run)(*carry, keys, masks, context)
     return (im, opt), loss
 
-  (images, opt_state), losses = jax.lax.scan(body, (images, opt_state), jnp.arange(length))
-  return images, opt_state, losses
+  return _iterations("scan", one_iteration, (images, opt_state), run_keys, start, length)
 
 
-def _loop_block(condenser, net, cfg, num_classes, batch_real, length, state, k_runs, start,
-                pool_x, pool_y, masks, context=None):
-  """The loop strategy: each iteration, each run's step (dispatched without waiting)."""
-  runs = [(state["images"][r], run_slice(state["opt_state"], r))
-          for r in range(k_runs.shape[0])]
+def _loop_block(condenser, net, cfg, num_classes, batch_real, length, images, opt_state,
+                k_runs, start, pool_x, pool_y, masks, context=None):
+  """The loop strategy: each iteration, each run's step (dispatched without waiting).
+  Returns ((images, opt_state), losses (length, M)), stacked over runs."""
   extras = [context_args(context, r) for r in range(k_runs.shape[0])]
-  losses = []
-  for it in range(start, start + length):
-    row = []
-    for r, (images, opt_state) in enumerate(runs):
-      images, opt_state, loss = condenser.step(net, cfg, num_classes, batch_real, images,
-                                               opt_state, key_tree.step(k_runs[r], it),
-                                               pool_x, pool_y, masks[r], *extras[r])
-      runs[r] = (images, opt_state)
-      row.append(loss)
-    losses.append(jnp.stack(row))
-  state = {"images": jnp.stack([r[0] for r in runs]),
-           "opt_state": jax.tree.map(lambda *xs: jnp.stack(xs), *[r[1] for r in runs])}
-  return state, jnp.stack(losses)
+
+  def one_iteration(runs, keys):
+    out = [condenser.step(net, cfg, num_classes, batch_real, im, opt, keys[r], pool_x, pool_y,
+                          masks[r], *extras[r]) for r, (im, opt) in enumerate(runs)]
+    return [o[:2] for o in out], jnp.stack([o[2] for o in out])
+
+  runs = [(images[r], run_slice(opt_state, r)) for r in range(k_runs.shape[0])]
+  runs, losses = _iterations("loop", one_iteration, runs, k_runs, start, length)
+  stack = lambda *xs: jnp.stack(xs)
+  return (jnp.stack([r[0] for r in runs]), jax.tree.map(stack, *[r[1] for r in runs])), losses
 
 
 def fingerprint(keys, dataset: Dataset, method: str, ipc: int, init: str, cfg, masks,
@@ -122,16 +126,17 @@ class _Job:
   def block(self, state: dict, start: int, length: int) -> tuple[dict, np.ndarray]:
     """``length`` iterations of every run from ``start``: (state, losses (length, M))."""
     if self.how == "vmap":
-      images, opt_state, losses = _scan_block(
+      (images, opt_state), losses = _vmap_block(
           self.condenser.traceable_step, self.net, self.cfg, self.num_classes,
           self.batch_real, length, state["images"], state["opt_state"], self.k_runs, start,
           self.pool_x, self.pool_y, self.masks, self.context)
-      state = {"images": images, "opt_state": opt_state}
     else:
-      state, losses = _loop_block(self.condenser, self.net, self.cfg, self.num_classes,
-                                  self.batch_real, length, state, self.k_runs, start,
-                                  self.pool_x, self.pool_y, self.masks, self.context)
-    return state, np.asarray(losses)  # the one host sync of the block
+      (images, opt_state), losses = _loop_block(
+          self.condenser, self.net, self.cfg, self.num_classes, self.batch_real, length,
+          state["images"], state["opt_state"], self.k_runs, start, self.pool_x, self.pool_y,
+          self.masks, self.context)
+    # the one host sync of the block
+    return {"images": images, "opt_state": opt_state}, np.asarray(losses)
 
 
 def _initial_states(condenser, cfg, net, dataset: Dataset, keys, masks, ipc: int, init: str):
