@@ -92,7 +92,8 @@ def loop_same_step(net, cfg, x, y, models: int) -> float:
   def run():
     out = []
     for m in range(models):
-      out.append(engine._train_one_loop(plan, jax.random.key(m), x, y, masks[m], weights[m]))  # pylint: disable=protected-access
+      out.append(engine._train_one(  # pylint: disable=protected-access
+          plan, jax.random.key(m), x, y, masks[m], weights[m], "loop"))
     return out
 
   return _timed(run)

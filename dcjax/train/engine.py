@@ -32,7 +32,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from dcjax import key_tree
+from dcjax import key_tree, loops
 from dcjax.augment import dsa
 from dcjax.privacy import mechanisms
 from dcjax.sharding import run_mesh, shard_runs
@@ -277,64 +277,48 @@ def _jit_step(plan, state, pool_x, pool_y, order, n_in, weights, step, aug_key, 
 _jit_order = jax.jit(_epoch_order)
 
 
-_split_key = key_tree.training_keys
-
-
 def _stack(trees):
   return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
 
-def _train_one_loop(plan, key, pool_x, pool_y, mask, weights, bar=None, trajectory=False):
-  init_key, order_key, aug_key = _split_key(key)
-  state = _init_state(plan, init_key, pool_x[:1])
-  # copies: the step donates its state's buffers
-  snapshot = lambda: jax.tree.map(jnp.copy, state[0]["params"])
-  snapshots = [snapshot()] if trajectory else []
-  mask = jnp.asarray(mask)
-  weights = jnp.asarray(weights)
+def _train_one(plan, key, pool_x, pool_y, mask, weights, strategy: str, trajectory=False,
+               bar=None):
+  """One model's whole run, epochs x steps under ``dcjax.loops.repeat``: "loop" drives the
+  jitted step from Python (with ``bar``, a progress bar per epoch); "scan" is traceable and
+  vmappable. Returns its variables, or with ``trajectory`` its params after each epoch
+  (epochs + 1, ...) from the initial ones."""
+  init_key, order_key, aug_key = key_tree.training_keys(key)
+  loop = strategy == "loop"
+  if loop:
+    state = _init_state(plan, init_key, pool_x[:1])
+    mask, weights = jnp.asarray(mask), jnp.asarray(weights)
+    step_fn, order_fn = functools.partial(_jit_step, plan), _jit_order
+  else:
+    tx = make_optimizer(plan.cfg, plan.steps_per_epoch)
+    variables = plan.net.init(init_key, pool_x[:1])
+    state = (variables, tx.init(variables["params"]))
+    step_fn, order_fn = functools.partial(_train_step, plan, tx), _epoch_order
   n_in = jnp.sum(mask).astype(jnp.int32)
-  members = int(n_in)
-  step = 0
-  for epoch in range(plan.cfg.epochs):
-    order = _jit_order(key_tree.step(order_key, epoch), mask)
-    for s in range(plan.steps_per_epoch):
-      state, step_loss = _jit_step(plan, state, pool_x, pool_y, order, n_in, weights,
-                                   jnp.int32(step), aug_key, mask, order_key)
-      if s * plan.batch_size < members:  # a model with fewer members than the largest has
-        loss = step_loss                 # empty (no-op) last steps: show its last real loss
-      step += 1
-    if trajectory:
-      snapshots.append(snapshot())
+  spe = plan.steps_per_epoch
+  # copies in the loop, whose step donates its state's buffers
+  params = lambda st: jax.tree.map(jnp.copy, st[0]["params"]) if loop else st[0]["params"]
+  initial = params(state) if trajectory else None
+  # a model with fewer members than the largest has empty (no-op) last steps: its bar shows
+  # its last real step's loss
+  last_real = min(spe, -(-int(n_in) // plan.batch_size)) - 1 if loop else spe - 1
+
+  def epoch_body(state, epoch):
+    order = order_fn(key_tree.step(order_key, epoch), mask)
+    step_body = lambda st, s: step_fn(st, pool_x, pool_y, order, n_in, weights,
+                                      epoch * spe + s, aug_key, mask, order_key)
+    state, losses = loops.repeat(step_body, state, spe, strategy)
     if bar is not None:
       bar.update(1)
       if epoch % 10 == 0 or epoch == plan.cfg.epochs - 1:
-        bar.set_postfix(loss=f"{float(loss):.4f}")
-  return _stack(snapshots) if trajectory else state[0]
+        bar.set_postfix(loss=f"{float(losses[last_real]):.4f}")
+    return state, params(state) if trajectory else losses[last_real]
 
-
-def _train_one_scan(plan, key, pool_x, pool_y, mask, weights, trajectory=False):
-  """The whole run of one model as nested lax.scan (epochs x steps). Traceable, vmappable.
-  Returns its variables, or with ``trajectory`` its params after each epoch (epochs + 1, ...)
-  from the initial ones."""
-  init_key, order_key, aug_key = _split_key(key)
-  tx = make_optimizer(plan.cfg, plan.steps_per_epoch)
-  variables = plan.net.init(init_key, pool_x[:1])
-  state = (variables, tx.init(variables["params"]))
-  n_in = jnp.sum(mask).astype(jnp.int32)
-
-  def epoch_body(state, epoch):
-    order = _epoch_order(key_tree.step(order_key, epoch), mask)
-
-    def step_body(state, s):
-      step = epoch * plan.steps_per_epoch + s
-      return _train_step(plan, tx, state, pool_x, pool_y, order, n_in, weights, step,
-                         aug_key, mask, order_key)
-
-    state, losses = jax.lax.scan(step_body, state, jnp.arange(plan.steps_per_epoch))
-    return state, state[0]["params"] if trajectory else losses[-1]
-
-  initial = variables["params"]
-  state, per_epoch = jax.lax.scan(epoch_body, state, jnp.arange(plan.cfg.epochs))
+  state, per_epoch = loops.repeat(epoch_body, state, plan.cfg.epochs, strategy)
   if trajectory:
     return jax.tree.map(lambda a, rest: jnp.concatenate([a[None], rest]), initial, per_epoch)
   return state[0]
@@ -342,7 +326,7 @@ def _train_one_scan(plan, key, pool_x, pool_y, mask, weights, trajectory=False):
 
 @functools.partial(jax.jit, static_argnums=(0, 6))
 def _train_chunk_scan(plan, keys, pool_x, pool_y, masks, weights, trajectory=False):
-  one = lambda k, m, w: _train_one_scan(plan, k, pool_x, pool_y, m, w, trajectory)
+  one = lambda k, m, w: _train_one(plan, k, pool_x, pool_y, m, w, "scan", trajectory)
   return jax.vmap(one)(keys, masks, weights)
 
 
@@ -366,8 +350,8 @@ def train_many(keys: jax.Array, net: nn.Module, pool_x, pool_y, cfg: TrainConfig
   if resolve_strategy(cfg) == "loop":
     bar = tqdm(total=m * cfg.epochs, desc=f"train {m} model(s)", unit="epoch",
                disable=not progress)
-    outs = [_train_one_loop(plan, keys[i], pool_x, pool_y, masks[i], weights[i], bar,
-                            trajectory) for i in range(m)]
+    outs = [_train_one(plan, keys[i], pool_x, pool_y, masks[i], weights[i], "loop", trajectory,
+                       bar) for i in range(m)]
     bar.close()
     return _stack(outs)
   chunk = min(cfg.models_per_chunk, m)
