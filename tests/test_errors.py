@@ -325,7 +325,7 @@ def _ndpdc_on_unbalanced_masks():
 
 DP_CASES = {
     "dp-size-undeclared": (_dpsgd_on_one_mask,
-                           r"declare it: dpsgd\(epsilon, clip, delta, n\)"),
+                           r"Declare it: dpsgd\(epsilon, clip, delta, n\)"),
     "dp-class-sizes-undeclared": (_ndpdc_on_unbalanced_masks,
                                   r"Declare class_sizes=\(n_0, ..., n_C-1\)"),
     "dpsgd-without-public-size": (lambda: TrainConfig(dp_clip=1.0, sampling="poisson"),

@@ -37,7 +37,7 @@ def test_one_public_mechanism_for_every_run_and_for_neighbouring_runs():
   # a declared size wins, and masks of another design must declare one
   declared, _ = DPSGD(2.0, clip=0.7, n=60).plan(BASE, None, keep[:1])
   assert declared.dataset_size == 60 and declared.poisson_rate == pytest.approx(8 / 60)
-  with pytest.raises(ValueError, match="declare it"):
+  with pytest.raises(ValueError, match="Declare it"):
     DPSGD(2.0).plan(BASE, None, keep[:1])
   assert str(DPSGD(2.0, 1.0, 1e-5, 60)) == "dpsgd(2,1,1e-05,60)"
   assert parse("dpsgd(2,1,1e-05,60)") == DPSGD(2.0, 1.0, 1e-5, 60)

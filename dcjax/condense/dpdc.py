@@ -181,15 +181,11 @@ def public_class_sizes(labels, num_classes: int, masks=None) -> tuple[float, ...
   counts = np.bincount(np.asarray(labels), minlength=num_classes).astype(np.float64)
   if masks is None:
     return tuple(counts.tolist())
-  masks = np.atleast_2d(np.asarray(masks, bool))
-  runs = masks.shape[0]
-  if runs < 2 or runs % 2 or np.any(masks.sum(0) != runs // 2):
-    raise ValueError(
-        f"The public class sizes of a DP condenser cannot be read off these {runs} keep "
-        "mask(s): only the balanced design (every example IN for exactly half of the runs) "
-        "fixes them before the masks are drawn. Declare class_sizes=(n_0, ..., n_C-1), the "
-        "expected IN examples per class, in the condenser's config.")
-  return tuple((counts / 2).tolist())
+  fraction = mechanisms.design_in_probability(
+      masks, "The public class sizes of a DP condenser",
+      "Declare class_sizes=(n_0, ..., n_C-1), the expected IN examples per class, in the "
+      "condenser's config.")
+  return tuple((counts * fraction).tolist())
 
 
 def prepare(cfg, labels, num_classes: int, masks=None):

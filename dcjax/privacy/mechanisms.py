@@ -17,6 +17,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 # Slots of a Poisson sample above its expected size, in standard deviations of that size: more
 # are drawn about once in 3.5 million samples; then a uniformly random subset of ``capacity``
@@ -28,6 +29,22 @@ def poisson_capacity(expected: float, largest: int) -> int:
   """Static slots of a Poisson sample of expected size ``expected``: the expectation plus 5 of
   its standard deviations, never more than ``largest`` (the largest set sampled from)."""
   return int(max(1, min(largest, math.ceil(expected + CAPACITY_MARGIN * math.sqrt(expected)))))
+
+
+def design_in_probability(keep, what: str, declare: str) -> float:
+  """The IN probability of every example under the keep-mask design, 1/2 for the balanced
+  design (every example IN for exactly half of the runs: ``dcjax.mia.balanced_keep_masks``).
+  It is public: fixed before any mask is drawn, the same for neighbouring IN sets. Masks of
+  another design do not reveal it: a ValueError names ``what`` could not be derived and how to
+  ``declare`` it."""
+  keep = np.atleast_2d(np.asarray(keep, bool))
+  runs = keep.shape[0]
+  if runs < 2 or runs % 2 or np.any(keep.sum(0) != runs // 2):
+    raise ValueError(
+        f"{what} cannot be read off these {runs} keep mask(s): only the balanced design "
+        "(every example IN for exactly half of the runs) fixes it before the masks are drawn. "
+        f"{declare}")
+  return 0.5
 
 
 def poisson_sample(key: jax.Array, eligible: jax.Array, rate: float, capacity: int

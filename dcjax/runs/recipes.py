@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import jax
 import numpy as np
 
-from dcjax.privacy import accounting
+from dcjax.privacy import accounting, mechanisms
 from dcjax.condense import condense, condense_many, get_condenser, random_subset
 from dcjax.condense.common import effective_batch_real
 from dcjax.condense.run_setup import dataset_preset, split_run_key
@@ -312,14 +312,10 @@ class DPSGD(Real):
     """n: declared, or half the pool when every example is IN for exactly half of the runs."""
     if self.n is not None:
       return self.n
-    keep = np.atleast_2d(np.asarray(keep, bool))
-    runs = keep.shape[0]
-    if runs < 2 or runs % 2 or np.any(keep.sum(0) != runs // 2):
-      raise ValueError(
-          f"dpsgd: the public training-set size cannot be read off these {runs} keep mask(s) "
-          "(only the balanced design, every example IN for exactly half of the runs, fixes it "
-          "before the masks are drawn); declare it: dpsgd(epsilon, clip, delta, n).")
-    return max(1, keep.shape[1] // 2)
+    fraction = mechanisms.design_in_probability(
+        keep, "dpsgd: the public training-set size",
+        "Declare it: dpsgd(epsilon, clip, delta, n).")
+    return max(1, int(np.shape(keep)[-1] * fraction))
 
   def plan(self, base, pool, keep):
     del pool
