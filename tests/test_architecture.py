@@ -215,3 +215,20 @@ def test_every_key_is_derived_in_the_key_tree():
   purposes = [key_tree.CANARY, key_tree.SETUP, key_tree.STATE, key_tree.NOISE,
               key_tree.BATCH_STATS]
   assert len(set(purposes)) == len(purposes)
+
+
+def test_no_function_is_longer_than_sixty_lines():
+  long = []
+  for path in ROOT.rglob("*.py"):
+    for node in ast.walk(ast.parse(path.read_text())):
+      if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        lines = node.end_lineno - node.lineno + 1
+        if lines > 60:
+          long.append(f"{_module_name(path)}.{node.name}: {lines} lines")
+  assert long == []
+
+
+def test_condensers_import_nothing_from_runs_or_audit():
+  for path in (ROOT / "condense").glob("*.py"):
+    imported = {m.split(".")[1] for m in _imports(path) if m.count(".") >= 1}
+    assert not imported & {"runs", "audit"}, path

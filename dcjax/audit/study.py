@@ -86,6 +86,40 @@ def summary_stage(out: str, recipe, cfg: AuditConfig, membership_only: bool
                           marker="summary.json", tree=None)
 
 
+def _recipe_summary(cfg: AuditConfig, recipe, out: str, keys, pool, test_set, keep, is_canary,
+                    recompute: bool, progress: bool, membership_only: bool) -> dict:
+  """One recipe: its runs (resumable stages), the analysis against its guarantee, its
+  figures. Returns its summary for results.json."""
+  runs_cfg = runs_config(cfg, pool.image_shape, recipe)
+  res = run_recipe(os.path.join(out, "stages"), keys["runs"], pool, test_set, keep, recipe,
+                   runs_cfg, recompute=recompute, progress=progress)
+  if membership_only:
+    res = dataclasses.replace(res, train_images=None)
+  _, guarantee = recipe.plan(runs_cfg.train, pool, keep)
+  result = analysis.analyse_recipe(cfg, recipe, res, pool, is_canary, guarantee)
+  return {**result.summary, "figures": figures.draw_recipe(
+      str(recipe), result, out, f"{cfg.dataset}, {cfg.runs} runs")}
+
+
+def _across_recipes(cfg: AuditConfig, results: dict, out: str) -> None:
+  """What compares the recipes: the baseline verdicts, the DP table, the bound violations and
+  the summary figures, added to ``results``."""
+  results["baseline"] = analysis.baseline_name(results)
+  results["comparison"] = analysis.compare_with_baseline(results, cfg.primary_attack)
+  results["epsilon_table"] = analysis.epsilon_rows(results, cfg.primary_attack)
+  results["dp_comparison"] = analysis.nearest_dp_baseline(results["epsilon_table"])
+  results["bound_violations"] = analysis.bound_violations(results)
+  results["figures"] = {"accuracy_vs_tpr": figures.draw_accuracy_vs_tpr(
+      analysis.accuracy_points(results, cfg.primary_attack), out,
+      title=f"{cfg.dataset}: accuracy vs TPR at 0.1% FPR ({cfg.primary_attack}, {cfg.runs} "
+      "runs)")}
+  if any(r["epsilon_lb"] is not None or r["epsilon_proven"] is not None
+         for r in results["epsilon_table"]):
+    results["figures"]["accuracy_vs_epsilon"] = figures.draw_accuracy_vs_epsilon(
+        results["epsilon_table"], out, title=f"{cfg.dataset}: accuracy vs epsilon (proven for "
+        f"DP recipes, canary lower bound for the others; {cfg.runs} runs)")
+
+
 def run_audit(cfg: AuditConfig, out: str, data_dir: str | None = None, recompute: bool = False,
               progress: bool = True, preset: str | None = None, log=print,
               membership_only: bool = False) -> dict:
@@ -118,15 +152,8 @@ def run_audit(cfg: AuditConfig, out: str, data_dir: str | None = None, recompute
     stage = summary_stage(out, recipe, cfg, membership_only)
     loaded = stage.load(on_mismatch="redo")
     if loaded is None:
-      res = run_recipe(os.path.join(out, "stages"), keys["runs"], pool, test_set, keep, recipe,
-                       runs_config(cfg, pool.image_shape, recipe), recompute=recompute,
-                       progress=progress)
-      if membership_only:
-        res = dataclasses.replace(res, train_images=None)
-      _, guarantee = recipe.plan(runs_config(cfg, pool.image_shape, recipe).train, pool, keep)
-      result = analysis.analyse_recipe(cfg, recipe, res, pool, is_canary, guarantee)
-      summary = {**result.summary, "figures": figures.draw_recipe(
-          str(recipe), result, out, f"{cfg.dataset}, {cfg.runs} runs")}
+      summary = _recipe_summary(cfg, recipe, out, keys, pool, test_set, keep, is_canary,
+                                recompute, progress, membership_only)
       summary["seconds"] = round(time.time() - since, 1)
       summary = stage.save(payload=summary).payload
     else:
@@ -137,23 +164,10 @@ def run_audit(cfg: AuditConfig, out: str, data_dir: str | None = None, recompute
     log(report_lib.recipe_line(str(recipe), summary, cfg.primary_attack))
 
   since = time.time()
-  results["baseline"] = analysis.baseline_name(results)
-  results["comparison"] = analysis.compare_with_baseline(results, cfg.primary_attack)
   results["theory"] = None if membership_only else analysis.theory(
       cfg, keys["theory"], pool, keep, results)
   stage_seconds["theory"] = round(time.time() - since, 1)
-  results["epsilon_table"] = analysis.epsilon_rows(results, cfg.primary_attack)
-  results["dp_comparison"] = analysis.nearest_dp_baseline(results["epsilon_table"])
-  results["bound_violations"] = analysis.bound_violations(results)
-  results["figures"] = {"accuracy_vs_tpr": figures.draw_accuracy_vs_tpr(
-      analysis.accuracy_points(results, cfg.primary_attack), out,
-      title=f"{cfg.dataset}: accuracy vs TPR at 0.1% FPR ({cfg.primary_attack}, {cfg.runs} "
-      "runs)")}
-  if any(r["epsilon_lb"] is not None or r["epsilon_proven"] is not None
-         for r in results["epsilon_table"]):
-    results["figures"]["accuracy_vs_epsilon"] = figures.draw_accuracy_vs_epsilon(
-        results["epsilon_table"], out, title=f"{cfg.dataset}: accuracy vs epsilon (proven for "
-        f"DP recipes, canary lower bound for the others; {cfg.runs} runs)")
+  _across_recipes(cfg, results, out)
   results["stage_seconds"] = stage_seconds
   results["resumed_recipes"] = resumed  # loaded from stages/, their seconds are from then
   results["wall_seconds"] = round(time.time() - start, 1)

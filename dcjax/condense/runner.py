@@ -180,6 +180,22 @@ def _iterate(job: _Job, state: dict, start: int, method: str, checkpoint_every: 
   return state
 
 
+def _checked_masks(keys, dataset: Dataset, method: str, ipc: int, init: str, masks,
+                   checkpoint_every) -> np.ndarray:
+  """The (M, N) bool masks (None: every run on the whole dataset), every input checked before
+  any work."""
+  masks = (np.ones((len(keys), len(dataset)), bool) if masks is None
+           else np.asarray(masks, bool))
+  if masks.ndim != 2 or masks.shape[1] != len(dataset) or masks.shape[0] != len(keys):
+    raise ValueError(f"masks must be (len(keys), {len(dataset)}) = ({len(keys)}, "
+                     f"{len(dataset)}), got {masks.shape}.")
+  for mask in masks:
+    validate(dataset, method, ipc, init, mask)
+  if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+    raise ValueError(f"checkpoint_every must be a positive int, got {checkpoint_every!r}.")
+  return masks
+
+
 def condense_many(keys: jax.Array, dataset: Dataset, method: str, ipc: int,
                   init: str | None, masks: np.ndarray | None = None, config: Any = None, *,
                   strategy: str = "auto", checkpoint_dir: str | None = None,
@@ -197,14 +213,7 @@ def condense_many(keys: jax.Array, dataset: Dataset, method: str, ipc: int,
   condenser = get_condenser(method)
   init = init or condenser.default_init
   given = masks is not None
-  masks = np.asarray(masks, bool) if given else np.ones((len(keys), len(dataset)), bool)
-  if masks.ndim != 2 or masks.shape[1] != len(dataset) or masks.shape[0] != len(keys):
-    raise ValueError(f"masks must be (len(keys), {len(dataset)}) = ({len(keys)}, "
-                     f"{len(dataset)}), got {masks.shape}.")
-  for mask in masks:
-    validate(dataset, method, ipc, init, mask)
-  if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
-    raise ValueError(f"checkpoint_every must be a positive int, got {checkpoint_every!r}.")
+  masks = _checked_masks(keys, dataset, method, ipc, init, masks, checkpoint_every)
   cfg = condenser.prepared(resolve_config(condenser, ipc, dataset, config), dataset.labels,
                            dataset.num_classes, masks if given else None)
   how = resolve_strategy(strategy, condenser)
@@ -241,13 +250,18 @@ def condense_many(keys: jax.Array, dataset: Dataset, method: str, ipc: int,
     bar.close()
     if saver is not None:
       saver.close()
+  return _released_sets(condenser, cfg, state, init_indices, dataset, ipc, init, seed)
+
+
+def _released_sets(condenser, cfg, state, init_indices, dataset: Dataset, ipc: int, init: str,
+                   seed) -> list[SyntheticSet]:
   return [SyntheticSet(images=state["images"][r],
                        labels=released_labels(condenser, cfg, run_slice(state["opt_state"], r),
                                               dataset.num_classes, ipc),
                        init_indices=init_indices[r], preprocessing=dataset.preprocessing,
-                       num_classes=dataset.num_classes, ipc=ipc, method=method, init=init,
-                       config=cfg, seed=seed, source=dataset.name)
-          for r in range(len(masks))]
+                       num_classes=dataset.num_classes, ipc=ipc, method=condenser.name,
+                       init=init, config=cfg, seed=seed, source=dataset.name)
+          for r in range(len(init_indices))]
 
 
 def condense(key: jax.Array, dataset: Dataset, method: str = "dm", ipc: int = 10,
