@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from dcjax.audit import PRESETS, recipes, runs_config
-from dcjax.condense import common, dc, dm, get_condenser
+from dcjax.condense import Pool, Spec, common, dc, dm, get_condenser
 from dcjax.data import SPLIT_SIZES
 from dcjax.runs import Condense, query_views
 from dcjax.nets import get_net
@@ -68,8 +68,10 @@ def condense_flops(method: str, cfg, shape, classes: int, ipc: int, batch_real: 
   key = jax.random.key(0)
   opt_state = jax.eval_shape(lambda x: common.init_state(cfg, x), images)
   if method == "dm":
-    return _flops(lambda *a: dm.step(net, cfg, classes, batch_real, *a), images, opt_state, key,
-                  pool_x, pool_y, mask)
+    spec = Spec(net, cfg, classes, ipc, batch_real)
+    return _flops(lambda im, opt, k, px, py, m: dm.step(spec, {"images": im, "opt_state": opt}, k,
+                                                        Pool(px, py, m)),
+                  images, opt_state, key, pool_x, pool_y, mask)
   variables = jax.eval_shape(lambda k: net.init(k, jnp.zeros((1, *shape))), key)
   match = _flops(lambda *a: dc.match_step(net, cfg, classes, batch_real, *a), images, opt_state,
                  variables, key, pool_x, pool_y, mask)

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dcjax import io  # noqa: E402
-from dcjax.condense import common, dc, get_condenser  # noqa: E402
+from dcjax.condense import Pool, Spec, common, dc, dm, frepo, get_condenser, mtt  # noqa: E402
 from dcjax.data import load_dataset  # noqa: E402
 
 NUM_CLASSES, PER_CLASS, SHAPE = 10, 500, (32, 32, 3)
@@ -104,8 +104,8 @@ def main(argv=None) -> dict:
 
   pool, _ = load_dataset("synthetic", num_classes=NUM_CLASSES, train_per_class=PER_CLASS,
                          test_per_class=1, image_shape=SHAPE, seed=0)
-  spec = get_condenser(args.method)
-  cfg = spec.preset(args.ipc)
+  condenser = get_condenser(args.method)
+  cfg = condenser.preset(args.ipc)
   if args.batch_real is not None:
     cfg = dataclasses.replace(cfg, batch_real=args.batch_real)
   if args.method == "mtt":
@@ -120,7 +120,10 @@ def main(argv=None) -> dict:
   px, py = jnp.asarray(pool.images), jnp.asarray(pool.labels)
   images, _ = common.init_images(jax.random.key(0), px, py, NUM_CLASSES, args.ipc, "real")
   key = jax.random.key(1)
-  opt_state = spec.initial_state(cfg, images, jax.random.fold_in(key, 7), net, NUM_CLASSES)
+  data = Pool(px, py, jnp.ones(py.shape[0], bool))
+  spec = Spec(net, cfg, NUM_CLASSES, args.ipc, cfg.batch_real)
+  state = condenser.init(spec, data, jax.random.fold_in(key, 7), images)
+  opt_state = state["opt_state"]
   result = {"method": args.method, "ipc": args.ipc, "backend": jax.default_backend(),
             "num_classes": NUM_CLASSES, "real_per_class": PER_CLASS, "image_shape": list(SHAPE),
             "synthetic_images": NUM_CLASSES * args.ipc, "batch_real": cfg.batch_real,
@@ -129,16 +132,15 @@ def main(argv=None) -> dict:
             "dsa_strategy": getattr(cfg, "dsa_strategy", None), "repeats": args.repeats}
 
   if args.method in ("dm", "mtt", "frepo"):
-    extra = ()
     if args.method == "mtt":
-      extra = (_fake_experts(jax.random.key(2), net, cfg, images),)
+      state = {**state, "context": _fake_experts(jax.random.key(2), net, cfg, images)}
       result.update({"syn_steps": cfg.syn_steps, "remat": cfg.remat,
                      "unroll": cfg.unroll or ("full" if jax.default_backend() == "cpu" else 1),
                      "parameters": sum(int(a.size) // (a.shape[0] * a.shape[1])
-                                       for a in jax.tree.leaves(extra[0]))})
-    t = _timed(spec.step, (net, cfg, NUM_CLASSES, cfg.batch_real), lambda r: (
-        images, opt_state, jax.random.fold_in(key, r), px, py, None, *extra), args.repeats,
-        args.compile_only)
+                                       for a in jax.tree.leaves(state["context"]))})
+    jitted_step = {"dm": dm.step, "mtt": mtt.step, "frepo": frepo.step}[args.method]
+    t = _timed(jitted_step, (spec,), lambda r: (state, jax.random.fold_in(key, r), data),
+               args.repeats, args.compile_only)
     result.update({"sec_per_iter": round(t["median"], 4), "implied": False,
                    "compile_sec": round(t["compile"], 2),
                    "first_run_sec": round(t["first_run"], 2), "memory": t["memory"]})
@@ -146,8 +148,7 @@ def main(argv=None) -> dict:
     times = []
     for r in range(args.repeats + 1):
       start = time.perf_counter()
-      jax.block_until_ready(spec.step(net, cfg, NUM_CLASSES, cfg.batch_real, images, opt_state,
-                                      jax.random.fold_in(key, r), px, py, None))
+      jax.block_until_ready(condenser.step(spec, state, jax.random.fold_in(key, r), data))
       times.append(time.perf_counter() - start)
     median = statistics.median(times[1:])
     result.update({"sec_per_iter": round(median, 4), "implied": False,

@@ -12,7 +12,7 @@ from dcjax.checkpoint import ConfigMismatchError, StepCheckpointer
 from dcjax.condense import (DCConfig, DMConfig, condense, evaluate, load_synthetic_set,
                             match_distance, random_subset, save_synthetic_set)
 from dcjax.augment import DEFAULT_STRATEGY, DIGIT_STRATEGY
-from dcjax.condense import dc, dm, get_condenser, reference_eval_config
+from dcjax.condense import Pool, Spec, dc, dm, get_condenser, reference_eval_config
 from dcjax.condense.run_setup import resolve_config
 from dcjax.data import from_arrays, load_dataset
 from dcjax.nets import get_net
@@ -75,7 +75,7 @@ def test_reference_loops_by_ipc():
   assert dc.loops_for_ipc(1) == (1, 1)
   assert dc.loops_for_ipc(10) == (10, 50)
   assert dc.loops_for_ipc(50) == (50, 10)
-  assert dc.preset(20).inner_loop == 25
+  assert dc.DC().preset(20).inner_loop == 25
 
 
 # ----------------------------------------------------------------------------- methods
@@ -108,8 +108,12 @@ def test_dc_with_batchnorm_network(pool):
   net = get_net("ConvNetBN", 3, width=8)
   px, py = jnp.asarray(pool.images), jnp.asarray(pool.labels)
   images = jax.random.normal(jax.random.key(5), (3, 8, 8, 1))
-  new_images, _, loss = dc.step(net, cfg, 3, 4, images, dc.common.init_state(cfg, images),
-                                jax.random.key(6), px, py, None)  # two outer steps
+  condenser = dc.DC()
+  spec = Spec(net, cfg, 3, 1, 4)
+  pool_tree = Pool(px, py, jnp.ones(len(py), bool))
+  state = condenser.init(spec, pool_tree, jax.random.key(7), images)
+  state, loss = condenser.step(spec, state, jax.random.key(6), pool_tree)  # two outer steps
+  new_images = state["images"]
   assert np.isfinite(float(loss)) and np.all(np.isfinite(np.asarray(new_images)))
   assert np.abs(np.asarray(new_images - images)).max() > 1e-6
   fresh = dc.init_network(net, jax.random.key(0), px)

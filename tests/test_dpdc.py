@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dcjax.condense import condense, get_condenser
+from dcjax.condense import Pool, Spec, condense, get_condenser
 from dcjax.condense import dpdc
 from dcjax.data import load_dataset
 from dcjax.data.canaries import insert_canaries
@@ -81,8 +81,10 @@ def test_ldpdc_release_moves_by_at_most_clip_over_the_normaliser_for_one_added_m
                                       batch_real=12), pool.labels, 3, keep)
   assert cfg.sample_rate == 1.0
   images = jnp.zeros((6, *pool.image_shape))
-  step = lambda m: dpdc.ldpdc_step(None, cfg, 3, 0, images, (), jax.random.key(2),
-                                   pool.images, pool.labels, jnp.asarray(m))[0]
+  spec = Spec(None, cfg, 3, 2, 0)
+  step = lambda m: dpdc.ldpdc_step(spec, {"images": images, "opt_state": ()}, jax.random.key(2),
+                                   Pool(jnp.asarray(pool.images), jnp.asarray(pool.labels),
+                                        jnp.asarray(m)))[0]["images"]
   a, b = np.asarray(step(keep[0])), np.asarray(step(more[0]))
   diff = np.linalg.norm((a - b).reshape(6, -1), axis=1)
   bound = cfg.clip / float(cfg.normalisers()[1])

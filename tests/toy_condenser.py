@@ -16,32 +16,32 @@ from dcjax.condense.common import real_batches
 class ToyConfig:
   iterations: int = 3
   batch_real: int = 4
-  lr: float = 0.5
+  lr: float = dataclasses.field(default=0.5, metadata={"help": "step towards the class mean"})
   net: str = "ConvNetW32"  # unused by the step; the runner builds it
   init_scheme: str = "torch"
 
 
-def preset(ipc: int) -> ToyConfig:
-  del ipc
-  return ToyConfig()
-
-
-def init_state(cfg: ToyConfig, images):
-  del cfg, images
-  return ()
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
-def step(net, cfg: ToyConfig, num_classes: int, batch_real: int, images, opt_state, key,
-         pool_x, pool_y, mask):
-  del net
-  real = real_batches(key, pool_x, pool_y, num_classes, batch_real, mask)  # (C, B, H, W, Ch)
-  syn = images.reshape(num_classes, -1, *images.shape[1:])
-  target = real.mean(axis=1, keepdims=True)
+@functools.partial(jax.jit, static_argnums=(0,))
+def _step(spec, state, key, pool):
+  real = real_batches(key, pool.x, pool.y, spec.num_classes, spec.batch_real, pool.mask)
+  images = state["images"]
+  syn = images.reshape(spec.num_classes, -1, *images.shape[1:])
+  target = real.mean(axis=1, keepdims=True)  # (C, 1, H, W, Ch)
   loss = jnp.mean((syn - target) ** 2)
-  syn = syn + cfg.lr * (target - syn)
-  return syn.reshape(images.shape), opt_state, loss
+  syn = syn + spec.config.lr * (target - syn)
+  return {**state, "images": syn.reshape(images.shape)}, loss
 
 
-TOY = register_condenser(Condenser("toy_mean", ToyConfig, preset, init_state, step,
-                                   default_init="real", summary="a test's toy"), replace=True)
+class ToyMean(Condenser):
+  name = "toy_mean"
+  config_class = ToyConfig
+  summary = "a test's toy"
+
+  def init(self, spec, pool, key, images):
+    return {"images": images, "opt_state": ()}
+
+  def step(self, spec, state, key, pool):
+    return _step(spec, state, key, pool)
+
+
+TOY = register_condenser(ToyMean(), replace=True)

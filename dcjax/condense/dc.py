@@ -23,6 +23,7 @@ from dcjax import checks, key_tree, loops
 from dcjax.augment import DEFAULT_STRATEGY, dsa
 from dcjax.condense import common
 from dcjax.condense.common import class_keys, siamese_dsa
+from dcjax.condense.contract import Condenser, Pool, Spec, State
 
 BN_KEY = key_tree.BATCH_STATS  # the real batch that refreshes BatchNorm statistics
 # (outer_loop, inner_loop) by images per class, from the DC/DSA reference code.
@@ -69,17 +70,7 @@ def loops_for_ipc(ipc: int) -> tuple[int, int]:
   return LOOPS_BY_IPC[max(LOOPS_BY_IPC)]
 
 
-def preset(ipc: int, dsa_strategy: str | None = None) -> DCConfig:
-  outer, inner = loops_for_ipc(ipc)
-  return DCConfig(outer_loop=outer, inner_loop=inner, dsa_strategy=dsa_strategy)
-
-
-def dsa_preset(ipc: int) -> DCConfig:
-  return preset(ipc, DEFAULT_STRATEGY)
-
-
 image_optimizer = common.image_optimizer
-init_state = common.init_state
 
 
 def _safe_norm(x: jax.Array) -> jax.Array:
@@ -210,23 +201,26 @@ def inner_epoch(net, cfg: DCConfig, steps: int, variables, images, labels, key):
   return variables
 
 
-def _iteration(strategy: str, net: nn.Module, cfg: DCConfig, num_classes: int,
-               batch_real: int, images, opt_state, key, pool_x, pool_y, mask):
+def _iteration(strategy: str, spec: Spec, state: State, key, pool: Pool):
   """One DC/DSA iteration: a fresh network, then outer_loop image steps, each but the last
-  followed by inner_loop epochs of training on the synthetic set. Returns (images, opt_state,
-  mean loss); both loops run under ``dcjax.loops.repeat`` with ``strategy``."""
+  followed by inner_loop epochs of training on the synthetic set. Returns (state, mean loss);
+  both loops run under ``dcjax.loops.repeat`` with ``strategy``."""
+  net, cfg, num_classes = spec.net, spec.config, spec.num_classes
+  images, opt_state = state["images"], state["opt_state"]
   labels = jnp.repeat(jnp.arange(num_classes, dtype=jnp.int32), images.shape[0] // num_classes)
   k_net, k_loop = jax.random.split(key)
-  variables = init_network(net, k_net, pool_x)
+  variables = init_network(net, k_net, pool.x)
   steps = -(-images.shape[0] // cfg.batch_train)
 
   def match(images, opt_state, variables, ol):
     k_outer = key_tree.step(k_loop, ol)
     k_match, k_inner = jax.random.split(k_outer)
     variables = refresh_batch_stats(net, cfg, num_classes, variables,
-                                    key_tree.purpose(k_outer, BN_KEY), pool_x, pool_y, mask)
-    images, opt_state, loss = match_step(net, cfg, num_classes, batch_real, images, opt_state,
-                                         variables, k_match, pool_x, pool_y, mask)
+                                    key_tree.purpose(k_outer, BN_KEY), pool.x, pool.y,
+                                    pool.mask)
+    images, opt_state, loss = match_step(net, cfg, num_classes, spec.batch_real, images,
+                                         opt_state, variables, k_match, pool.x, pool.y,
+                                         pool.mask)
     return images, opt_state, variables, loss, k_inner
 
   def outer(carry, ol):  # every outer step but the last: match, then inner_loop epochs
@@ -241,11 +235,37 @@ def _iteration(strategy: str, net: nn.Module, cfg: DCConfig, num_classes: int,
       outer, (images, opt_state, variables), cfg.outer_loop - 1, strategy)
   images, opt_state, _, last, _ = match(images, opt_state, variables, cfg.outer_loop - 1)
   total = last if losses is None else jnp.sum(losses) + last
-  return images, opt_state, total / cfg.outer_loop
+  return {**state, "images": images, "opt_state": opt_state}, total / cfg.outer_loop
 
 
-# Driven from Python around jitted pieces (on CPU a convolution's gradient inside a scan runs
-# far slower): the condensers' ``step``. As one traceable function (``pure_step``), for the
-# runner's vmap strategy on GPU/TPU: the same keys, so the same result up to float rounding.
-step = functools.partial(_iteration, "loop")
-pure_step = functools.partial(_iteration, "scan")
+class DC(Condenser):
+  """Gradient matching. ``step`` is driven from Python around jitted pieces (on CPU a
+  convolution's gradient inside a scan runs far slower); ``traceable_step`` is the same
+  iteration as one traceable function, for the runner's vmap strategy on GPU/TPU: the same
+  keys, so the same result up to float rounding."""
+
+  name = "dc"
+  config_class = DCConfig
+  vectorised = True
+  default_init = "noise"
+  summary = "gradient matching (Zhao et al. 2021)"
+  dsa_strategy: str | None = None
+
+  def preset(self, ipc: int) -> DCConfig:
+    outer, inner = loops_for_ipc(ipc)
+    return DCConfig(outer_loop=outer, inner_loop=inner, dsa_strategy=self.dsa_strategy)
+
+  def step(self, spec, state, key, pool):
+    return _iteration("loop", spec, state, key, pool)
+
+  def traceable_step(self, spec, state, key, pool):
+    return _iteration("scan", spec, state, key, pool)
+
+
+class DSA(DC):
+  """Gradient matching with Siamese augmentation: DC's iteration, real init, DSA on."""
+
+  name = "dsa"
+  default_init = "real"
+  summary = "gradient matching with Siamese augmentation (Zhao & Bilen 2021)"
+  dsa_strategy = DEFAULT_STRATEGY

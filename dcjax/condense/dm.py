@@ -18,6 +18,7 @@ import optax
 from dcjax import checks
 from dcjax.augment import DEFAULT_STRATEGY
 from dcjax.condense import common
+from dcjax.condense.contract import Condenser, Pool, Spec, State
 from dcjax.nets import uses_batch_stats
 
 
@@ -43,13 +44,7 @@ class DMConfig:
     checks.in_unit_interval(self, "momentum")
 
 
-def preset(ipc: int) -> DMConfig:
-  del ipc  # the DM reference uses the same hyperparameters for every ipc
-  return DMConfig()
-
-
 image_optimizer = common.image_optimizer
-init_state = common.init_state
 
 
 def dm_loss(net: nn.Module, cfg: DMConfig, images: jax.Array, variables, real: jax.Array,
@@ -81,14 +76,27 @@ def dm_loss(net: nn.Module, cfg: DMConfig, images: jax.Array, variables, real: j
   return jnp.sum((jax.lax.stop_gradient(mean_real) - mean_syn) ** 2)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
-def step(net: nn.Module, cfg: DMConfig, num_classes: int, batch_real: int, images, opt_state,
-         key, pool_x, pool_y, mask):
-  """One DM iteration on images (C*ipc, H, W, Ch). Returns (images, opt_state, loss)."""
+@functools.partial(jax.jit, static_argnums=(0,))
+def step(spec: Spec, state: State, key, pool: Pool):
+  """One DM iteration on state["images"] (C*ipc, H, W, Ch). Returns (state, loss)."""
+  cfg, images = spec.config, state["images"]
   k_net, k_real, k_aug = jax.random.split(key, 3)
-  variables = net.init(k_net, images[:1])
-  real = common.real_batches(k_real, pool_x, pool_y, num_classes, batch_real, mask)
+  variables = spec.net.init(k_net, images[:1])
+  real = common.real_batches(k_real, pool.x, pool.y, spec.num_classes, spec.batch_real,
+                             pool.mask)
   loss, grads = jax.value_and_grad(
-      lambda s: dm_loss(net, cfg, s, variables, real, k_aug))(images)
-  updates, opt_state = image_optimizer(cfg).update(grads, opt_state, images)
-  return optax.apply_updates(images, updates), opt_state, loss
+      lambda s: dm_loss(spec.net, cfg, s, variables, real, k_aug))(images)
+  updates, opt_state = image_optimizer(cfg).update(grads, state["opt_state"], images)
+  return {**state, "images": optax.apply_updates(images, updates), "opt_state": opt_state}, loss
+
+
+class DM(Condenser):
+  """Distribution matching (the reference uses the same hyperparameters for every ipc)."""
+
+  name = "dm"
+  config_class = DMConfig
+  vectorised = True
+  summary = "distribution matching (Zhao & Bilen 2023)"
+
+  def step(self, spec, state, key, pool):
+    return step(spec, state, key, pool)

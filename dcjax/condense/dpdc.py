@@ -50,6 +50,7 @@ import optax
 from dcjax import checks
 from dcjax.augment import DEFAULT_STRATEGY
 from dcjax.condense import common
+from dcjax.condense.contract import Condenser, Pool, Spec, State
 from dcjax.nets import uses_batch_stats
 from dcjax.privacy import accounting, mechanisms
 
@@ -165,13 +166,42 @@ class LDPDCConfig(_Private):
     return self.ipc
 
 
-def ndpdc_preset(ipc: int) -> NDPDCConfig:
-  del ipc  # the reference uses the same hyperparameters for every ipc
-  return NDPDCConfig()
+class _PrivateCondenser(Condenser):
+  """Noise init only (a real init image would be released as it is)."""
+
+  default_init = "noise"
+  inits = ("noise",)
+  private = True
+  vectorised = True
+
+  def prepare(self, cfg, labels, num_classes, masks=None):
+    return prepare(cfg, labels, num_classes, masks)
 
 
-def ldpdc_preset(ipc: int) -> LDPDCConfig:
-  return LDPDCConfig(ipc=ipc)
+class NDPDC(_PrivateCondenser):
+  """DP distribution matching (the reference uses the same hyperparameters for every ipc)."""
+
+  name = "ndpdc"
+  config_class = NDPDCConfig
+  summary = "DP distribution matching: noisy clipped class embeddings (Zheng & Li)"
+
+  def step(self, spec, state, key, pool):
+    return ndpdc_step(spec, state, key, pool)
+
+
+class LDPDC(_PrivateCondenser):
+  name = "ldpdc"
+  config_class = LDPDCConfig
+  summary = "DP noisy means of Poisson samples per class (Zheng & Li)"
+
+  def preset(self, ipc: int) -> LDPDCConfig:
+    return LDPDCConfig(ipc=ipc)
+
+  def init(self, spec, pool, key, images):
+    return {"images": images, "opt_state": ()}
+
+  def step(self, spec, state, key, pool):
+    return ldpdc_step(spec, state, key, pool)
 
 
 def public_class_sizes(labels, num_classes: int, masks=None) -> tuple[float, ...]:
@@ -259,12 +289,13 @@ def ndpdc_loss(net: nn.Module, cfg: NDPDCConfig, images, variables, real, valid,
   return jnp.sum((jax.lax.stop_gradient(target) - mean_syn) ** 2)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
-def ndpdc_step(net: nn.Module, cfg: NDPDCConfig, num_classes: int, batch_real: int, images,
-               opt_state, key, pool_x, pool_y, mask):
-  """One NDPDC iteration on images (C*ipc, H, W, Ch). Returns (images, opt_state, loss).
-  ``batch_real`` is ignored: the sample's slots are ``cfg.batch_real``."""
-  del batch_real
+@functools.partial(jax.jit, static_argnums=(0,))
+def ndpdc_step(spec: Spec, state: State, key, pool: Pool):
+  """One NDPDC iteration on state["images"] (C*ipc, H, W, Ch). Returns (state, loss).
+  ``spec.batch_real`` is not used: the sample's slots are the config's ``batch_real``."""
+  net, cfg, num_classes = spec.net, spec.config, spec.num_classes
+  images, opt_state, mask = state["images"], state["opt_state"], pool.mask
+  pool_x, pool_y = pool.x, pool.y
   cfg.check_prepared(num_classes)
   if uses_batch_stats(net):
     raise ValueError("NDPDC clips each example's embedding; a BatchNorm network mixes the "
@@ -278,26 +309,20 @@ def ndpdc_step(net: nn.Module, cfg: NDPDCConfig, num_classes: int, batch_real: i
   loss, grads = jax.value_and_grad(lambda s: ndpdc_loss(
       net, cfg, s, variables, real, valid, k_aug, k_noise))(images)
   updates, opt_state = common.image_optimizer(cfg).update(grads, opt_state, images)
-  return optax.apply_updates(images, updates), opt_state, loss
+  return {**state, "images": optax.apply_updates(images, updates), "opt_state": opt_state}, loss
 
 
-def ldpdc_init_state(cfg, images):
-  del cfg, images
-  return ()
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
-def ldpdc_step(net: nn.Module, cfg: LDPDCConfig, num_classes: int, batch_real: int, images,
-               opt_state, key, pool_x, pool_y, mask):
-  """The whole of LDPDC: images (C*ipc, H, W, Ch) replaced by ipc noisy means per class, each
-  of its own Poisson sample. Returns (images, opt_state, 0.0)."""
-  del net, batch_real
+@functools.partial(jax.jit, static_argnums=(0,))
+def ldpdc_step(spec: Spec, state: State, key, pool: Pool):
+  """The whole of LDPDC: state["images"] (C*ipc, H, W, Ch) replaced by ipc noisy means per
+  class, each of its own Poisson sample. Returns (state, 0.0)."""
+  cfg, num_classes, images, mask = spec.config, spec.num_classes, state["images"], pool.mask
   cfg.check_prepared(num_classes)
   ipc = images.shape[0] // num_classes
   if ipc != cfg.ipc:
     raise ValueError(f"LDPDCConfig.ipc={cfg.ipc} is what its epsilon was accounted for; the "
                      f"set has {ipc} images per class.")
-  pool_x, pool_y = jnp.asarray(pool_x), jnp.asarray(pool_y)
+  pool_x, pool_y = jnp.asarray(pool.x), jnp.asarray(pool.y)
   dim = math.prod(images.shape[1:])
   clip = math.sqrt(dim) if cfg.clip is None else cfg.clip
 
@@ -311,4 +336,4 @@ def ldpdc_step(net: nn.Module, cfg: LDPDCConfig, num_classes: int, batch_real: i
 
   out = jax.lax.map(one_image, jax.random.split(key, ipc))  # (ipc, C, H, W, Ch)
   out = jnp.swapaxes(out, 0, 1).reshape(images.shape)  # class-major
-  return out.astype(images.dtype), opt_state, jnp.zeros((), jnp.float32)
+  return {**state, "images": out.astype(images.dtype)}, jnp.zeros((), jnp.float32)

@@ -36,6 +36,7 @@ import optax
 
 from dcjax import checks
 from dcjax.condense import common
+from dcjax.condense.contract import Condenser, Pool, Spec, State
 from dcjax.nets import uses_batch_stats
 from dcjax.train.engine import centred_one_hot, example_losses
 
@@ -123,9 +124,27 @@ def init_state(cfg: FRePoConfig, images: jax.Array, key: jax.Array, net: nn.Modu
                    * (cfg.max_online_updates // cfg.pool_size)}}
 
 
-def released_labels(cfg: FRePoConfig, opt_state: dict) -> jax.Array:
-  del cfg
-  return opt_state["labels"]
+class FRePo(Condenser):
+  """Neural feature regression with learned labels: the state holds the learned labels (the
+  released set's, soft) and the online pool of networks; networks trained on its sets use the
+  MSE loss."""
+
+  name = "frepo"
+  config_class = FRePoConfig
+  vectorised = True
+  train_loss = "mse"
+  summary = "neural feature regression with learned labels (Zhou et al. 2022)"
+
+  def preset(self, ipc: int) -> FRePoConfig:
+    return preset(ipc)
+
+  def init(self, spec, pool, key, images):
+    opt_state = init_state(spec.config, images, key, spec.net, spec.num_classes)
+    labels = opt_state.pop("labels")
+    return {"images": images, "labels": labels, "opt_state": opt_state}
+
+  def step(self, spec, state, key, pool):
+    return step(spec, state, key, pool)
 
 
 def _embed(net, params, x):
@@ -155,15 +174,17 @@ def _online_step(net, cfg, params, opt, images, labels, key):
   return optax.apply_updates(params, upd), opt
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
-def step(net: nn.Module, cfg: FRePoConfig, num_classes: int, batch_real: int, images,
-         opt_state, key, pool_x, pool_y, mask):
-  """One FRePo iteration on images (C*ipc, H, W, Ch). Returns (images, opt_state, loss)."""
+@functools.partial(jax.jit, static_argnums=(0,))
+def step(spec: Spec, state: State, key, data: Pool):
+  """One FRePo iteration on state["images"] (C*ipc, H, W, Ch) and state["labels"]. Returns
+  (state, loss)."""
+  net, cfg, num_classes, batch_real = spec.net, spec.config, spec.num_classes, spec.batch_real
+  images, opt_state = state["images"], state["opt_state"]
   k_pick, k_real, k_fresh, k_online = jax.random.split(key, 4)
   pool = opt_state["pool"]
   idx = jax.random.randint(k_pick, (), 0, cfg.pool_size)
   params = jax.tree.map(lambda a: a[idx], pool["params"])
-  real = common.real_batches(k_real, pool_x, pool_y, num_classes, batch_real, mask)
+  real = common.real_batches(k_real, data.x, data.y, num_classes, batch_real, data.mask)
   real = real.reshape(-1, *real.shape[2:])
   real_labels = centred_one_hot(jnp.repeat(jnp.arange(num_classes), batch_real), num_classes)
 
@@ -171,7 +192,7 @@ def step(net: nn.Module, cfg: FRePoConfig, num_classes: int, batch_real: int, im
     labels = syn["labels"] if cfg.learn_labels else jax.lax.stop_gradient(syn["labels"])
     return frepo_loss(net, cfg, params, syn["images"], labels, real, real_labels)
 
-  syn = {"images": images, "labels": opt_state["labels"]}
+  syn = {"images": images, "labels": state["labels"]}
   loss, grads = jax.value_and_grad(loss_fn)(syn)
   upd, set_opt = _set_optimizer(cfg).update(grads, opt_state["set"], syn)
   syn = optax.apply_updates(syn, upd)
@@ -187,4 +208,5 @@ def step(net: nn.Module, cfg: FRePoConfig, num_classes: int, batch_real: int, im
   put = lambda stacked, one: jax.tree.map(lambda s, o: s.at[idx].set(o), stacked, one)
   pool = {"params": put(pool["params"], new_params), "opt": put(pool["opt"], new_opt),
           "steps": pool["steps"].at[idx].set(jnp.where(reset, 0, pool["steps"][idx] + 1))}
-  return syn["images"], {"set": set_opt, "labels": syn["labels"], "pool": pool}, loss
+  return {**state, "images": syn["images"], "labels": syn["labels"],
+          "opt_state": {"set": set_opt, "pool": pool}}, loss

@@ -31,6 +31,7 @@ import optax
 
 from dcjax import checks, key_tree
 from dcjax.augment import DEFAULT_STRATEGY, dsa
+from dcjax.condense.contract import Condenser, Pool, Spec, State
 from dcjax.nets import uses_batch_stats
 from dcjax.train import TrainConfig, train_many
 
@@ -84,8 +85,9 @@ class MTTConfig:
     return self.max_start_epoch - 1 + self.expert_epochs
 
 
-# The MTT paper's CIFAR-10 settings (Cazenavette et al., CVPR 2022, its hyperparameter table): ipc -> (syn_steps, max_start_epoch,
-# lr_img, lr_lr, initial student lr); expert_epochs 2 throughout.
+# The MTT paper's CIFAR-10 settings (Cazenavette et al., CVPR 2022, its hyperparameter
+# table): ipc -> (syn_steps, max_start_epoch, lr_img, lr_lr, initial student lr);
+# expert_epochs 2 throughout.
 CIFAR10_PRESETS = {1: (50, 2, 100.0, 1e-7, 0.01), 10: (30, 20, 100.0, 1e-5, 0.001),
                    50: (30, 40, 1000.0, 1e-5, 0.001)}
 
@@ -111,6 +113,29 @@ def init_state(cfg: MTTConfig, images: jax.Array) -> dict:
   lr = jnp.asarray(cfg.lr_syn_init, jnp.float32)
   return {"images": _image_optimizer(cfg).init(images), "syn_lr": lr,
           "syn_lr_opt": _lr_optimizer(cfg).init(lr)}
+
+
+class MTT(Condenser):
+  """Matching training trajectories: the per-run expert trajectories are its setup (the
+  state's "context"); the real data enter through them only."""
+
+  name = "mtt"
+  config_class = MTTConfig
+  vectorised = True
+  has_setup = True
+  summary = "matching training trajectories (Cazenavette et al. 2022)"
+
+  def preset(self, ipc: int) -> MTTConfig:
+    return preset(ipc)
+
+  def init(self, spec, pool, key, images):
+    return {"images": images, "opt_state": init_state(spec.config, images)}
+
+  def setup(self, spec, pool, keys, masks, progress=False):
+    return setup(keys, spec.net, spec.config, pool.x, pool.y, masks, progress)
+
+  def step(self, spec, state, key, pool):
+    return step(spec, state, key, pool)
 
 
 def expert_train_config(cfg: MTTConfig) -> TrainConfig:
@@ -176,12 +201,14 @@ def pick_segment(key: jax.Array, cfg: MTTConfig, experts):
   return start, target
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
-def step(net: nn.Module, cfg: MTTConfig, num_classes: int, batch_real: int, images, opt_state,
-         key, pool_x, pool_y, mask, experts):
-  """One MTT iteration on images (C*ipc, H, W, Ch) with the run's expert trajectories.
-  Returns (images, opt_state, loss). The student's step size is kept >= 0."""
-  del batch_real, pool_x, pool_y, mask  # the real data enter through the experts only
+@functools.partial(jax.jit, static_argnums=(0,))
+def step(spec: Spec, state: State, key, pool: Pool):
+  """One MTT iteration on state["images"] (C*ipc, H, W, Ch) with the run's expert
+  trajectories (state["context"]). Returns (state, loss). The student's step size is kept
+  >= 0."""
+  del pool  # the real data enter through the experts only
+  net, cfg, num_classes = spec.net, spec.config, spec.num_classes
+  images, opt_state, experts = state["images"], state["opt_state"], state["context"]
   k_segment, k_student = jax.random.split(key)
   start, target = pick_segment(k_segment, cfg, experts)
   labels = jnp.repeat(jnp.arange(num_classes), images.shape[0] // num_classes)
@@ -191,5 +218,5 @@ def step(net: nn.Module, cfg: MTTConfig, num_classes: int, batch_real: int, imag
   upd, img_opt = _image_optimizer(cfg).update(g_images, opt_state["images"], images)
   lr_upd, lr_opt = _lr_optimizer(cfg).update(g_lr, opt_state["syn_lr_opt"], opt_state["syn_lr"])
   syn_lr = jnp.maximum(optax.apply_updates(opt_state["syn_lr"], lr_upd), 0.0)
-  return (optax.apply_updates(images, upd),
-          {"images": img_opt, "syn_lr": syn_lr, "syn_lr_opt": lr_opt}, loss)
+  return {**state, "images": optax.apply_updates(images, upd),
+          "opt_state": {"images": img_opt, "syn_lr": syn_lr, "syn_lr_opt": lr_opt}}, loss

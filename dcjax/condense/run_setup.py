@@ -16,7 +16,8 @@ from dcjax import checkpoint as ckpt
 from dcjax import checks, key_tree
 from dcjax.augment import strategy_for
 from dcjax.condense import common
-from dcjax.condense.registry import Condenser, get_condenser
+from dcjax.condense.contract import Condenser
+from dcjax.condense.registry import get_condenser
 from dcjax.condense.synthetic_set import SyntheticSet, class_major_labels
 from dcjax.data.dataset import Dataset
 from dcjax.nets import default_net
@@ -52,23 +53,16 @@ def check_members(dataset: Dataset, ipc: int, mask=None) -> None:
 split_run_key = key_tree.condensation_keys
 
 
-def initial_state(condenser: Condenser, cfg, images, init_key, net, num_classes: int):
-  """A run's optimisation state, its random parts from ``purpose(init_key, STATE)``."""
-  return condenser.initial_state(cfg, images, key_tree.purpose(init_key, key_tree.STATE), net,
-                                 num_classes)
-
-
-def run_context(condenser: Condenser, net, cfg, init_keys, pool_x, pool_y, masks,
+def run_context(condenser: Condenser, spec, pool, init_keys, masks,
                 checkpoint_dir: str | None = None, progress: bool = False):
-  """The per-run context (leading axis M) of a condenser with ``setup``, None for the others:
-  run r's from ``purpose(init_keys[r], SETUP)`` (``dcjax.key_tree``). With ``checkpoint_dir`` it is the stage
-  ``checkpoint_dir/context`` (the directory is bound to the runs' fingerprint), computed once
-  and loaded by a resumed run."""
-  if condenser.setup is None:
+  """The per-run context (leading axis M) of a condenser with a setup, None for the others:
+  run r's from ``purpose(init_keys[r], SETUP)`` (``dcjax.key_tree``). With ``checkpoint_dir``
+  it is the stage ``checkpoint_dir/context`` (the directory is bound to the runs'
+  fingerprint), computed once and loaded by a resumed run."""
+  if not condenser.has_setup:
     return None
   keys = jnp.stack([key_tree.purpose(k, key_tree.SETUP) for k in init_keys])
-  compute = lambda: condenser.setup(keys, net, cfg, pool_x, pool_y, np.asarray(masks, bool),
-                                    progress)
+  compute = lambda: condenser.setup(spec, pool, keys, np.asarray(masks, bool), progress)
   if checkpoint_dir is None:
     return compute()
   return ckpt.Stage(os.path.join(checkpoint_dir, "context"), {"setup": condenser.name}
@@ -78,21 +72,6 @@ def run_context(condenser: Condenser, net, cfg, init_keys, pool_x, pool_y, masks
 def run_slice(tree, run: int):
   """Run ``run``'s part of a tree stacked over runs (leading axis M)."""
   return jax.tree.map(lambda a: a[run], tree)
-
-
-def context_args(context, run: int | None = None) -> tuple:
-  """The extra ``step`` arguments of a run: () without a setup context, else (its context,):
-  run ``run``'s part of a stacked context, or ``context`` itself when ``run`` is None."""
-  if context is None:
-    return ()
-  return (context if run is None else run_slice(context, run),)
-
-
-def released_labels(condenser: Condenser, cfg, opt_state, num_classes: int, ipc: int):
-  """The labels of a released set: learned ones (soft, (C*ipc, C)) or class-major hard ones."""
-  if condenser.labels is not None:
-    return jnp.asarray(condenser.labels(cfg, opt_state), jnp.float32)
-  return jnp.asarray(class_major_labels(num_classes, ipc))
 
 
 def dataset_preset(condenser: Condenser, ipc: int, dataset_name: str, image_shape):

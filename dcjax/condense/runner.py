@@ -33,10 +33,10 @@ from tqdm.auto import tqdm
 from dcjax import checkpoint as ckpt
 from dcjax import checks, key_tree, loops
 from dcjax.condense import common
-from dcjax.condense.registry import Condenser, get_condenser
-from dcjax.condense.run_setup import (context_args, initial_state, nan_error, released_labels,
-                                      resolve_config, run_context, run_slice, split_run_key,
-                                      validate)
+from dcjax.condense.contract import Condenser, Pool, Spec
+from dcjax.condense.registry import get_condenser
+from dcjax.condense.run_setup import (nan_error, resolve_config, run_context, run_slice,
+                                      split_run_key, validate)
 from dcjax.condense.synthetic_set import SyntheticSet
 from dcjax.data.dataset import Dataset
 from dcjax.sharding import run_mesh, shard_runs
@@ -64,39 +64,32 @@ def _iterations(strategy: str, one_iteration, carry, k_runs, start, length: int)
   return loops.repeat(body, carry, length, strategy, start)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5))
-def _vmap_block(step, net, cfg, num_classes: int, batch_real: int, length: int, images,
-                opt_state, run_keys, start, pool_x, pool_y, masks, context=None):
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _vmap_block(step, spec: Spec, length: int, states, run_keys, start, pool_x, pool_y, masks):
   """The vmap strategy: every run's traceable step vmapped, the block in one ``lax.scan``.
-  Returns ((images, opt_state), losses (length, M)). context: the runs' setup context
-  (leading axis M) or None."""
+  states: the runs' states stacked (leading axis M). Returns (states, losses (length, M))."""
 
-  def one_run(im, opt, key, mask, ctx):
-    return step(net, cfg, num_classes, batch_real, im, opt, key, pool_x, pool_y, mask,
-                *context_args(ctx))
+  def one_run(state, key, mask):
+    return step(spec, state, key, Pool(pool_x, pool_y, mask))
 
-  def one_iteration(carry, keys):
-    im, opt, loss = jax.vmap(one_run)(*carry, keys, masks, context)
-    return (im, opt), loss
+  def one_iteration(states, keys):
+    return jax.vmap(one_run)(states, keys, masks)
 
-  return _iterations("scan", one_iteration, (images, opt_state), run_keys, start, length)
+  return _iterations("scan", one_iteration, states, run_keys, start, length)
 
 
-def _loop_block(condenser, net, cfg, num_classes, batch_real, length, images, opt_state,
-                k_runs, start, pool_x, pool_y, masks, context=None):
+def _loop_block(step, spec: Spec, length: int, states, k_runs, start, pool_x, pool_y, masks):
   """The loop strategy: each iteration, each run's step (dispatched without waiting).
-  Returns ((images, opt_state), losses (length, M)), stacked over runs."""
-  extras = [context_args(context, r) for r in range(k_runs.shape[0])]
+  Returns (states, losses (length, M)), stacked over runs."""
+  pools = [Pool(pool_x, pool_y, masks[r]) for r in range(k_runs.shape[0])]
 
   def one_iteration(runs, keys):
-    out = [condenser.step(net, cfg, num_classes, batch_real, im, opt, keys[r], pool_x, pool_y,
-                          masks[r], *extras[r]) for r, (im, opt) in enumerate(runs)]
-    return [o[:2] for o in out], jnp.stack([o[2] for o in out])
+    out = [step(spec, state, keys[r], pools[r]) for r, state in enumerate(runs)]
+    return [o[0] for o in out], jnp.stack([o[1] for o in out])
 
-  runs = [(images[r], run_slice(opt_state, r)) for r in range(k_runs.shape[0])]
+  runs = [run_slice(states, r) for r in range(k_runs.shape[0])]
   runs, losses = _iterations("loop", one_iteration, runs, k_runs, start, length)
-  stack = lambda *xs: jnp.stack(xs)
-  return (jnp.stack([r[0] for r in runs]), jax.tree.map(stack, *[r[1] for r in runs])), losses
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *runs), losses
 
 
 def fingerprint(keys, dataset: Dataset, method: str, ipc: int, init: str, cfg, masks,
@@ -112,44 +105,38 @@ class _Job:
   """The static facts of M runs: what every block of iterations needs besides the state."""
 
   condenser: Condenser
-  cfg: Any
-  net: Any
+  spec: Spec
   how: str
-  num_classes: int
-  batch_real: int
   pool_x: jax.Array
   pool_y: jax.Array
   masks: jax.Array  # (M, N) bool
   k_runs: jax.Array  # (M,) iteration keys
-  context: Any  # per-run setup context (leading axis M) or None
 
-  def block(self, state: dict, start: int, length: int) -> tuple[dict, np.ndarray]:
-    """``length`` iterations of every run from ``start``: (state, losses (length, M))."""
+  def block(self, states: dict, start: int, length: int) -> tuple[dict, np.ndarray]:
+    """``length`` iterations of every run from ``start``: (states, losses (length, M))."""
     if self.how == "vmap":
-      (images, opt_state), losses = _vmap_block(
-          self.condenser.traceable_step, self.net, self.cfg, self.num_classes,
-          self.batch_real, length, state["images"], state["opt_state"], self.k_runs, start,
-          self.pool_x, self.pool_y, self.masks, self.context)
+      states, losses = _vmap_block(self.condenser.traceable_step, self.spec, length, states,
+                                   self.k_runs, start, self.pool_x, self.pool_y, self.masks)
     else:
-      (images, opt_state), losses = _loop_block(
-          self.condenser, self.net, self.cfg, self.num_classes, self.batch_real, length,
-          state["images"], state["opt_state"], self.k_runs, start, self.pool_x, self.pool_y,
-          self.masks, self.context)
-    # the one host sync of the block
-    return {"images": images, "opt_state": opt_state}, np.asarray(losses)
+      states, losses = _loop_block(self.condenser.step, self.spec, length, states,
+                                   self.k_runs, start, self.pool_x, self.pool_y, self.masks)
+    return states, np.asarray(losses)  # the one host sync of the block
 
 
-def _initial_states(condenser, cfg, net, dataset: Dataset, keys, masks, ipc: int, init: str):
-  """Every run's initial images and optimiser state, stacked, and its init indices."""
+def _initial_states(condenser: Condenser, spec: Spec, dataset: Dataset, keys, masks,
+                    init: str):
+  """Every run's initial state (images from its init key; the rest by ``condenser.init``
+  from ``purpose(init key, STATE)``), stacked; the init images' pool indices; the init and
+  iteration keys."""
   pool_x, pool_y = jnp.asarray(dataset.images), jnp.asarray(dataset.labels)
   split = [split_run_key(k) for k in keys]
-  inits = [common.init_images(s[0], pool_x, pool_y, dataset.num_classes, ipc, init,
+  inits = [common.init_images(s[0], pool_x, pool_y, spec.num_classes, spec.ipc, init,
                               jnp.asarray(m)) for s, m in zip(split, masks)]
-  states = [initial_state(condenser, cfg, i[0], s[0], net, dataset.num_classes)
-            for i, s in zip(inits, split)]
-  state = {"images": jnp.stack([i[0] for i in inits]),
-           "opt_state": jax.tree.map(lambda *xs: jnp.stack(xs), *states)}
-  return state, [i[1] for i in inits], [s[0] for s in split], jnp.stack([s[1] for s in split])
+  states = [condenser.init(spec, Pool(pool_x, pool_y, jnp.asarray(m)),
+                           key_tree.purpose(s[0], key_tree.STATE), i[0])
+            for i, s, m in zip(inits, split, masks)]
+  states = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+  return states, [i[1] for i in inits], [s[0] for s in split], jnp.stack([s[1] for s in split])
 
 
 def _iterate(job: _Job, state: dict, start: int, method: str, checkpoint_every: int, saver,
@@ -158,8 +145,9 @@ def _iterate(job: _Job, state: dict, start: int, method: str, checkpoint_every: 
   reported (``callback(iteration, loss of run 0)`` after each iteration; at a block's end
   after its checkpoint, so that a run killed there resumes from it)."""
   runs = job.masks.shape[0]
-  while start < job.cfg.iterations:
-    length = min(checkpoint_every - start % checkpoint_every, job.cfg.iterations - start)
+  iterations = job.spec.config.iterations
+  while start < iterations:
+    length = min(checkpoint_every - start % checkpoint_every, iterations - start)
     state, losses = job.block(state, start, length)
     bad = np.argwhere(~np.isfinite(losses))
     if bad.size:
@@ -171,8 +159,8 @@ def _iterate(job: _Job, state: dict, start: int, method: str, checkpoint_every: 
       if callback is not None:
         callback(start + i + 1, float(losses[i, 0]))
     start += length
-    if saver is not None:
-      saver.save(start, state)
+    if saver is not None:  # the setup context is a stage of its own, not in step checkpoints
+      saver.save(start, {k: v for k, v in state.items() if k != "context"})
     if callback is not None:
       callback(start, float(losses[-1, 0]))
     bar.update(length)
@@ -217,50 +205,49 @@ def condense_many(keys: jax.Array, dataset: Dataset, method: str, ipc: int,
   cfg = condenser.prepared(resolve_config(condenser, ipc, dataset, config), dataset.labels,
                            dataset.num_classes, masks if given else None)
   how = resolve_strategy(strategy, condenser)
-  net = common.condensing_net(cfg, dataset.num_classes)
-  state, init_indices, init_keys, k_runs = _initial_states(condenser, cfg, net, dataset, keys,
-                                                           masks, ipc, init)
+  batch_real = min(common.effective_batch_real(cfg.batch_real, dataset.labels,
+                                               dataset.num_classes, m) for m in masks)
+  spec = Spec(common.condensing_net(cfg, dataset.num_classes), cfg, dataset.num_classes, ipc,
+              batch_real)
+  states, init_indices, init_keys, k_runs = _initial_states(condenser, spec, dataset, keys,
+                                                            masks, init)
   if checkpoint_dir is not None:
     ckpt.bind_directory(checkpoint_dir, fingerprint(keys, dataset, method, ipc, init, cfg,
                                                     masks, how), overwrite=recompute)
   pool_x, pool_y = jnp.asarray(dataset.images), jnp.asarray(dataset.labels)
-  context = run_context(condenser, net, cfg, init_keys, pool_x, pool_y, masks, checkpoint_dir,
-                        progress)
-  start, saver = 0, None
-  if checkpoint_dir is not None:
-    saver = ckpt.StepCheckpointer(checkpoint_dir)
-    latest = saver.latest_step()
-    if latest is not None:
-      state, start = saver.restore(latest, state), latest
+  context = run_context(condenser, spec, Pool(pool_x, pool_y, jnp.asarray(masks[0])),
+                        init_keys, masks, checkpoint_dir, progress)
+  saver = None if checkpoint_dir is None else ckpt.StepCheckpointer(checkpoint_dir)
+  start = 0 if saver is None else (saver.latest_step() or 0)
+  if start:
+    states = saver.restore(start, states)
+  if context is not None:
+    states = {**states, "context": context}
   mask_arr = jnp.asarray(masks)
   mesh = run_mesh(len(masks)) if how == "vmap" else None
   if mesh is not None:
-    state, k_runs, mask_arr, context = shard_runs((state, k_runs, mask_arr, context), mesh)
-  batch_real = min(common.effective_batch_real(cfg.batch_real, dataset.labels,
-                                               dataset.num_classes, m) for m in masks)
-  job = _Job(condenser, cfg, net, how, dataset.num_classes, batch_real, pool_x, pool_y,
-             mask_arr, k_runs, context)
+    states, k_runs, mask_arr = shard_runs((states, k_runs, mask_arr), mesh)
+  job = _Job(condenser, spec, how, pool_x, pool_y, mask_arr, k_runs)
   bar = tqdm(total=cfg.iterations, initial=start, unit="it", disable=not progress,
              desc=f"{method} ipc={ipc}" + ("" if len(masks) == 1 else
                                             f" x {len(masks)} runs ({how})"))
   try:
-    state = _iterate(job, state, start, method, checkpoint_every, saver, checkpoint_dir, bar,
-                     callback)
+    states = _iterate(job, states, start, method, checkpoint_every, saver, checkpoint_dir,
+                      bar, callback)
   finally:
     bar.close()
     if saver is not None:
       saver.close()
-  return _released_sets(condenser, cfg, state, init_indices, dataset, ipc, init, seed)
+  return _released_sets(condenser, spec, states, init_indices, dataset, init, seed)
 
 
-def _released_sets(condenser, cfg, state, init_indices, dataset: Dataset, ipc: int, init: str,
-                   seed) -> list[SyntheticSet]:
-  return [SyntheticSet(images=state["images"][r],
-                       labels=released_labels(condenser, cfg, run_slice(state["opt_state"], r),
-                                              dataset.num_classes, ipc),
+def _released_sets(condenser: Condenser, spec: Spec, states, init_indices, dataset: Dataset,
+                   init: str, seed) -> list[SyntheticSet]:
+  return [SyntheticSet(images=states["images"][r],
+                       labels=condenser.released_labels(spec, run_slice(states, r)),
                        init_indices=init_indices[r], preprocessing=dataset.preprocessing,
-                       num_classes=dataset.num_classes, ipc=ipc, method=condenser.name,
-                       init=init, config=cfg, seed=seed, source=dataset.name)
+                       num_classes=spec.num_classes, ipc=spec.ipc, method=condenser.name,
+                       init=init, config=spec.config, seed=seed, source=dataset.name)
           for r in range(len(init_indices))]
 
 
