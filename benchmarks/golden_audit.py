@@ -1,10 +1,9 @@
 """Runs an audit preset and compares its metrics with a golden copy stored before a refactor.
 
-Runs under the test suite's XLA flags (tests/xla_flags.py), which the golden copies record;
-`golden_quick.json` was written before they existed, so it reads as another machine until it is
-rewritten.
+Runs under the test suite's XLA flags (tests/xla_flags.py), which the golden copies record
+(`golden_quick.json` rewritten on 2026-12-06 for issue 23's quick preset).
 
-    python benchmarks/golden_audit.py --preset quick      # ~3 min on 2 CPU cores
+    python benchmarks/golden_audit.py --preset quick      # ~1.5 min on 2 CPU cores
     python benchmarks/golden_audit.py --preset tiny --write --why "issue 12: torch init"
 
 The golden copy (``tests/data/golden_<preset>.json``) holds every number of results.json that
