@@ -35,7 +35,8 @@ import jax
 import jax.numpy as jnp
 
 from dcjax.audit import PRESETS, recipes, runs_config
-from dcjax.condense import Pool, Spec, common, dc, dm, get_condenser
+from dcjax.condense import DMConfig, Pool, Spec, common, dc, dm, get_condenser
+from dcjax.privacy.mechanisms import poisson_capacity
 from dcjax.data import SPLIT_SIZES
 from dcjax.runs import Condense, query_views
 from dcjax.nets import get_net
@@ -99,13 +100,19 @@ def preset_cost(name: str) -> dict:
     rc = runs_config(cfg, shape, recipe)
     fwd = forward_flops(rc.net, shape, classes)
     size = members if recipe.trains_on_pool else cfg.ipc * classes
-    train = 3 * fwd * size * rc.train.epochs * cfg.runs
+    # DP-SGD recipes train their own epochs (per-example gradients cost more than these FLOPs)
+    epochs = getattr(recipe, "dp_epochs", None) or rc.train.epochs
+    train = 3 * fwd * size * epochs * cfg.runs
     query = fwd * (pool * len(query_views(cfg.dataset)) + n_test) * cfg.runs
     cond = 0.0
     if isinstance(recipe, Condense):
-      mc = recipe.config
-      batch = min(mc.batch_real, members // classes)
-      per_it = condense_flops(recipe.method, mc, shape, classes, cfg.ipc, batch)
+      mc, method = recipe.config, recipe.method
+      if method == "ndpdc":  # DM's embedding step on a Poisson sample of ~group_size a class
+        method, batch = "dm", poisson_capacity(mc.group_size, members // classes)
+        mc = DMConfig(iterations=mc.iterations, net=mc.net, dsa_strategy=mc.dsa_strategy)
+      else:
+        batch = min(mc.batch_real, members // classes)
+      per_it = condense_flops(method, mc, shape, classes, cfg.ipc, batch)
       cond = per_it * mc.iterations * cfg.runs
     flops = {"condense": cond, "train": train, "query": query}
     out["recipes"][str(recipe)] = {k: v / 1e12 for k, v in flops.items()}
