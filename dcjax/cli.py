@@ -116,6 +116,18 @@ def condenser_settings(args: argparse.Namespace):
   return settings(per_method)
 
 
+def argument_type(check):
+  """An argparse ``type`` from a check that raises ValueError: its message becomes the usage
+  error (argparse would otherwise print only the function's name)."""
+  def convert(text: str):
+    try:
+      return check(text)
+    except ValueError as err:
+      raise argparse.ArgumentTypeError(str(err)) from None
+  convert.__name__ = check.__name__
+  return convert
+
+
 class ArgumentParser(argparse.ArgumentParser):
   """argparse whose usage errors are one line on stderr (exit 2), like every other refusal."""
 

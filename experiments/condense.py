@@ -31,7 +31,9 @@ from dcjax.condense import (condense, condenser_names, dataset_preset, evaluate,
                             get_condenser, load_synthetic_set, random_subset,
                             reference_eval_config, save_synthetic_set, synset_complete,
                             validate)
-from dcjax.data import DATASET_NAMES, load_dataset
+from dcjax.checkpoint import array_digest
+from dcjax.data import check_dataset_name, load_dataset
+from dcjax.data.user_data import dataset_slug
 from dcjax.nets import default_net
 
 # what the experiment writes in --out; --recompute removes these and nothing else
@@ -41,7 +43,7 @@ OWNED_ENTRIES = ("checkpoints", "synset", "images.png", "results.json")
 def build_parser() -> argparse.ArgumentParser:
   p = cli.ArgumentParser(prog="python -m experiments.condense", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--dataset", default="digits", choices=DATASET_NAMES,
+  p.add_argument("--dataset", default="digits", type=cli.argument_type(check_dataset_name),
                  help="dataset (default: 'digits', bundled)")
   p.add_argument("--data-dir", default=None, help="tfds data_dir (default: tfds's)")
   p.add_argument("--method", default="dm", choices=condenser_names(),
@@ -94,12 +96,15 @@ def main(argv: list[str] | None = None) -> dict:
   cfg = method_config(args, train_set.image_shape)
   validate(train_set, args.method, args.ipc, init)  # before any work
   out = os.path.abspath(args.out or os.path.join(
-      "runs", "condense", f"{args.dataset}-{args.method}-ipc{args.ipc}-{init}-s{args.seed}"))
+      "runs", "condense",
+      f"{dataset_slug(args.dataset)}-{args.method}-ipc{args.ipc}-{init}-s{args.seed}"))
   print(f"{args.method} on {args.dataset} (ipc {args.ipc}, {init} init, seed {args.seed}), "
         f"{cfg.iterations} iterations, backend {jax.default_backend()} -> {out}")
 
   workdir.claim(out, {"study": "condense", "dataset": args.dataset, "method": args.method,
-                      "ipc": args.ipc, "init": init, "seed": args.seed, "method_config": cfg},
+                      "ipc": args.ipc, "init": init, "seed": args.seed, "method_config": cfg,
+                      "data": array_digest(train_set.images, train_set.labels, test_set.images,
+                                           test_set.labels)},
                 owned=OWNED_ENTRIES, recompute=args.recompute)
 
   key = jax.random.key(args.seed)

@@ -18,7 +18,8 @@ import numpy as np
 
 from dcjax import cli, io, workdir
 from dcjax.augment import strategy_for
-from dcjax.data import DATASET_NAMES, load_dataset
+from dcjax.checkpoint import array_digest
+from dcjax.data import check_dataset_name, load_dataset
 from dcjax.nets import NET_NAMES, default_net, get_net
 from dcjax.train import TrainConfig, accuracy, predict_many, train_many
 
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser = cli.ArgumentParser(
       prog="python -m experiments.train", description=__doc__,
       formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--dataset", default="digits", choices=DATASET_NAMES,
+  parser.add_argument("--dataset", default="digits", type=cli.argument_type(check_dataset_name),
                       help="dataset name (default: 'digits', bundled, no network needed)")
   parser.add_argument("--data-dir", default=None,
                       help="tensorflow-datasets data_dir for tfds datasets (default: tfds's)")
@@ -71,7 +72,9 @@ def main(argv: list[str] | None = None) -> dict:
         f"{train_set.image_shape}, {args.models} model(s), backend {jax.default_backend()}")
   out = workdir.claim(args.out, {"study": "train", "dataset": args.dataset, "net": args.net,
                                  "init_scheme": args.init_scheme,
-                                 "models": args.models, "seed": args.seed, "train_config": cfg},
+                                 "models": args.models, "seed": args.seed, "train_config": cfg,
+                                 "data": array_digest(train_set.images, train_set.labels,
+                                                      test_set.images, test_set.labels)},
                       owned=("results.json",), recompute=args.recompute)
   keys = jax.random.split(jax.random.key(args.seed), args.models)
   start = time.time()

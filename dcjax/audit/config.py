@@ -19,7 +19,7 @@ from dcjax.augment import strategy_for
 from dcjax.condense import dataset_preset, get_condenser
 from dcjax.condense import settings as settings_lib
 from dcjax.condense.settings import settings as condenser_settings
-from dcjax.data import DATASET_NAMES
+from dcjax.data import check_dataset_name
 from dcjax.data.canaries import CANARY_KINDS
 from dcjax.mia import ATTACKS, DEFAULT_ATTACKS
 from dcjax.nets import NET_NAMES, default_net
@@ -103,7 +103,7 @@ class AuditConfig:
   theory_iterations: int = 300
 
   def __post_init__(self):
-    checks.one_of(self.dataset, DATASET_NAMES, "dataset")
+    check_dataset_name(self.dataset)
     checks.positive_ints(self, "ipc", "epochs", "real_epochs", "dp_epochs", "batch_size",
                          "ssim_shortlist", "theory_iterations")
     checks.positive_finite(self, "lr", "dp_lr")

@@ -132,7 +132,9 @@ def run_audit(cfg: AuditConfig, out: str, data_dir: str | None = None, recompute
   stage_seconds = {}  # per recipe: the seconds of the invocation that computed it
   out = os.path.abspath(out)
   pool, test_set, keep, recipe_list, keys, is_canary = prepare(cfg, data_dir)
-  workdir.claim(out, {"study": "privacy audit", "config": study_identity(cfg)},
+  # the data too: a changed data file under the same name (npz:PATH) is refused, not mixed
+  data = checkpoint.array_digest(pool.images, pool.labels, test_set.images, test_set.labels)
+  workdir.claim(out, {"study": "privacy audit", "config": study_identity(cfg), "data": data},
                 owned=OWNED_ENTRIES, recompute=recompute)
   log(f"audit of {cfg.dataset}: pool {len(pool)}, {cfg.runs} runs x {len(recipe_list)} "
       f"recipes, backend {jax.default_backend()} -> {out}")

@@ -6,6 +6,7 @@
   tensorflow-datasets' ``data_source`` (ArrayRecord; no TensorFlow needed), from ``data_dir``.
   CelebA is the binary gender task (attribute "Male") at 32x32.
 * ``synthetic``: seeded, class-structured random images of any shape, for tests and benchmarks.
+* ``npz:PATH`` and ``folder:PATH``: a user's own images (``dcjax.data.user_data``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from dcjax import checks
+from dcjax.data import user_data
 from dcjax.data.dataset import Dataset, from_arrays
 from dcjax.data.preprocessing import NORMALISATION
 
@@ -36,13 +37,24 @@ DIGITS_TEST_PER_CLASS = 30
 DIGITS_SPLIT_SEED = 0
 
 
+def check_dataset_name(name: str) -> str:
+  """``name`` if it names a dataset (one of DATASET_NAMES, or npz:PATH / folder:PATH)."""
+  if not user_data.is_user_dataset(name) and name not in DATASET_NAMES:
+    raise ValueError(f"Unknown dataset {name!r}; expected one of {list(DATASET_NAMES)}, or "
+                     "npz:PATH or folder:PATH for a user's images.")
+  return name
+
+
 def load_dataset(name: str, data_dir: str | None = None, zca: bool = False,
                  **synthetic_kwargs: Any) -> tuple[Dataset, Dataset]:
   """Returns (train, test), both normalised with the training split's preprocessing."""
-  checks.one_of(name, DATASET_NAMES, "dataset")
+  check_dataset_name(name)
   if synthetic_kwargs and name != "synthetic":
     raise TypeError(f"Options {sorted(synthetic_kwargs)} only apply to the synthetic dataset.")
-  if name == "digits":
+  if user_data.is_user_dataset(name):
+    (xtr, ytr), (xte, yte) = user_data.load_pixels(name)
+    mean = std = None
+  elif name == "digits":
     (xtr, ytr), (xte, yte) = _digits_pixels()
     mean = std = None
   elif name == "synthetic":
