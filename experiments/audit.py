@@ -21,7 +21,7 @@ import argparse
 import dataclasses
 import os
 
-from dcjax import cli
+from dcjax import cli, logs
 from dcjax.audit import PRESETS, AuditConfig, get_preset, run_audit
 from dcjax.audit.config import PRESET_SUMMARIES
 from dcjax.condense import settings as settings_lib
@@ -80,6 +80,10 @@ def build_parser(prog: str = "python -m experiments.audit", description: str = _
                  help="discard what dcjax wrote in --out (stages, results, report, figures) "
                  "and start over; other files there are kept")
   p.add_argument("--quiet", action="store_true", help="no progress bars")
+  p.add_argument("--tensorboard", default=None, metavar="DIR",
+                 help="write condensation losses, accuracies per run, AUCs and stage "
+                 "throughput as TensorBoard event files to DIR (needs tensorboardX: the "
+                 "tensorboard extra)")
   cli.add_config_flags(p, AuditConfig, docs=_HELP, preset_defaults=True)
   cli.add_condenser_flags(p)  # --<method>.<field>, over the preset's condenser settings
   return p
@@ -97,9 +101,11 @@ def main(argv: list[str] | None = None, membership_only: bool = False) -> dict:
   cfg = dataclasses.replace(cfg, condensers=settings_lib.merge(cfg.condensers,
                                                                cli.condenser_settings(args)))
   out = args.out or os.path.join("runs", name, args.preset)
-  results = run_audit(cfg, out, data_dir=args.data_dir, recompute=args.recompute,
-                      progress=not args.quiet, preset=args.preset,
-                      membership_only=membership_only)
+  logs.setup()
+  with logs.metrics_writer(args.tensorboard) as writer:
+    results = run_audit(cfg, out, data_dir=args.data_dir, recompute=args.recompute,
+                        progress=not args.quiet, preset=args.preset,
+                        membership_only=membership_only, writer=writer)
   violations = results.get("bound_violations") or []
   if violations:
     first = violations[0]

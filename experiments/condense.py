@@ -25,9 +25,9 @@ import time
 import jax
 import jax.numpy as jnp
 
-from dcjax import cli, io, plots, workdir
+from dcjax import cli, io, logs, plots, workdir
 from dcjax.condense import settings as settings_lib
-from dcjax.condense import (condense, condenser_names, dataset_preset, evaluate,
+from dcjax.condense import (condense_many, condenser_names, dataset_preset, evaluate,
                             get_condenser, load_synthetic_set, random_subset,
                             reference_eval_config, save_synthetic_set, synset_complete,
                             validate)
@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--recompute", action="store_true",
                  help="discard what dcjax wrote in --out (checkpoints, set, results) and start "
                  "over")
+  p.add_argument("--tensorboard", default=None, metavar="DIR",
+                 help="write the condensation loss of every iteration as TensorBoard event "
+                 "files to DIR (the tensorboard extra)")
   cli.add_condenser_flags(p)  # --<method>.<field>, for the --method's fields
   return p
 
@@ -116,9 +119,11 @@ def main(argv: list[str] | None = None) -> dict:
     synset = synset.replace(images=jnp.asarray(synset.images))
   else:
     cfg = spec.prepared(cfg, train_set.labels, train_set.num_classes)  # noise calibrated
-    synset = condense(k_cond, train_set, args.method, args.ipc, init, config=cfg,
-                      seed=args.seed, checkpoint_dir=os.path.join(out, "checkpoints"),
-                      checkpoint_every=args.checkpoint_every, progress=True)
+    with logs.metrics_writer(args.tensorboard) as writer:
+      synset = condense_many(k_cond[None], train_set, args.method, args.ipc, init, None, cfg,
+                             seed=args.seed, checkpoint_dir=os.path.join(out, "checkpoints"),
+                             checkpoint_every=args.checkpoint_every, progress=True,
+                             writer=writer)[0]
     save_synthetic_set(synset_dir, synset)
   condense_seconds = time.time() - start
   plots.image_grid(synset.pixels(), synset.hard_labels(), synset.num_classes,

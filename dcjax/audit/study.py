@@ -22,7 +22,7 @@ import time
 import jax
 import numpy as np
 
-from dcjax import checkpoint, io, key_tree, workdir
+from dcjax import checkpoint, io, key_tree, logs, workdir
 from dcjax.audit import analysis, figures
 from dcjax.audit import report as report_lib
 from dcjax.audit.config import AuditConfig, recipes, runs_config
@@ -87,18 +87,30 @@ def summary_stage(out: str, recipe, cfg: AuditConfig, membership_only: bool
 
 
 def _recipe_summary(cfg: AuditConfig, recipe, out: str, keys, pool, test_set, keep, is_canary,
-                    recompute: bool, progress: bool, membership_only: bool) -> dict:
+                    recompute: bool, progress: bool, membership_only: bool, writer) -> dict:
   """One recipe: its runs (resumable stages), the analysis against its guarantee, its
   figures. Returns its summary for results.json."""
   runs_cfg = runs_config(cfg, pool.image_shape, recipe)
   res = run_recipe(os.path.join(out, "stages"), keys["runs"], pool, test_set, keep, recipe,
-                   runs_cfg, recompute=recompute, progress=progress)
+                   runs_cfg, recompute=recompute, progress=progress, writer=writer)
   if membership_only:
     res = dataclasses.replace(res, train_images=None)
   _, guarantee = recipe.plan(runs_cfg.train, pool, keep)
   result = analysis.analyse_recipe(cfg, recipe, res, pool, is_canary, guarantee)
   return {**result.summary, "figures": figures.draw_recipe(
       str(recipe), result, out, f"{cfg.dataset}, {cfg.runs} runs")}
+
+
+def _write_metrics(writer, name: str, summary: dict, cfg: AuditConfig) -> None:
+  """A computed recipe's scalars: test accuracy per run (step: the run), the primary attack's
+  AUC on all members, the stage's seconds and its runs per hour."""
+  for run, acc in enumerate(summary["test_accuracy"]["per_run"]):
+    writer.scalar(f"{name}/test_accuracy", acc, run)
+  every = summary["attacks"][cfg.primary_attack]["all_members"]
+  if every is not None:
+    writer.scalar(f"{name}/{cfg.primary_attack}/auc_all_members", every["auc"])
+  writer.scalar(f"{name}/stage_seconds", summary["seconds"])
+  writer.scalar(f"{name}/runs_per_hour", cfg.runs * 3600 / max(summary["seconds"], 1e-9))
 
 
 def _across_recipes(cfg: AuditConfig, results: dict, out: str) -> None:
@@ -121,13 +133,17 @@ def _across_recipes(cfg: AuditConfig, results: dict, out: str) -> None:
 
 
 def run_audit(cfg: AuditConfig, out: str, data_dir: str | None = None, recompute: bool = False,
-              progress: bool = True, preset: str | None = None, log=print,
-              membership_only: bool = False) -> dict:
+              progress: bool = True, preset: str | None = None, log=logs.LOGGER.info,
+              membership_only: bool = False,
+              writer: logs.MetricsWriter | None = None) -> dict:
   """Runs (or resumes) the audit of ``cfg`` into directory ``out``; returns results.json.
 
   membership_only: the runs and the membership attacks alone (no released-set analysis and no
-  theory), as ``experiments.mia``.
+  theory), as ``experiments.mia``. log: where the stage lines go (default: the timestamped
+  ``dcjax`` logger). writer: a ``dcjax.logs.MetricsWriter`` for condensation losses and each
+  recipe's accuracies, AUC and throughput (None: nothing written).
   """
+  writer = writer or logs.MetricsWriter()
   start = time.time()
   stage_seconds = {}  # per recipe: the seconds of the invocation that computed it
   out = os.path.abspath(out)
@@ -155,8 +171,9 @@ def run_audit(cfg: AuditConfig, out: str, data_dir: str | None = None, recompute
     loaded = stage.load(on_mismatch="redo")
     if loaded is None:
       summary = _recipe_summary(cfg, recipe, out, keys, pool, test_set, keep, is_canary,
-                                recompute, progress, membership_only)
+                                recompute, progress, membership_only, writer)
       summary["seconds"] = round(time.time() - since, 1)
+      _write_metrics(writer, str(recipe), summary, cfg)
       summary = stage.save(payload=summary).payload
     else:
       summary = loaded.payload
@@ -173,7 +190,11 @@ def run_audit(cfg: AuditConfig, out: str, data_dir: str | None = None, recompute
   results["stage_seconds"] = stage_seconds
   results["resumed_recipes"] = resumed  # loaded from stages/, their seconds are from then
   results["wall_seconds"] = round(time.time() - start, 1)
+  _publish(results, out, log)
+  return results
+
+
+def _publish(results: dict, out: str, log) -> None:
   io.write_json_atomic(os.path.join(out, "results.json"), results)
   io.write_text_atomic(os.path.join(out, "report.md"), report_lib.render(results))
   log(f"wrote {out}/report.md and results.json ({results['wall_seconds'] / 60:.1f} min)")
-  return results

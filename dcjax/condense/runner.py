@@ -31,7 +31,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dcjax import checkpoint as ckpt
-from dcjax import checks, key_tree, loops
+from dcjax import checks, key_tree, logs, loops
 from dcjax.condense import common
 from dcjax.condense.contract import Condenser, Pool, Spec
 from dcjax.condense.registry import get_condenser
@@ -140,7 +140,7 @@ def _initial_states(condenser: Condenser, spec: Spec, dataset: Dataset, keys, ma
 
 
 def _iterate(job: _Job, state: dict, start: int, method: str, checkpoint_every: int, saver,
-             checkpoint_dir, bar, callback) -> dict:
+             checkpoint_dir, bar, callback, writer, tag: str) -> dict:
   """Blocks of iterations from ``start`` to the end, each checked for NaN, checkpointed and
   reported (``callback(iteration, loss of run 0)`` after each iteration; at a block's end
   after its checkpoint, so that a run killed there resumes from it)."""
@@ -155,6 +155,8 @@ def _iterate(job: _Job, state: dict, start: int, method: str, checkpoint_every: 
       raise nan_error(method, losses[i, r], start + i + 1,
                       None if saver is None else saver.latest_step(), checkpoint_dir,
                       run=int(r) if runs > 1 else None)
+    for i in range(length):  # the loss of every iteration, its mean over the runs
+      writer.scalar(f"{tag}/loss", float(losses[i].mean()), start + i + 1)
     for i in range(length - 1):
       if callback is not None:
         callback(start + i + 1, float(losses[i, 0]))
@@ -189,14 +191,18 @@ def condense_many(keys: jax.Array, dataset: Dataset, method: str, ipc: int,
                   strategy: str = "auto", checkpoint_dir: str | None = None,
                   checkpoint_every: int = 100, recompute: bool = False,
                   progress: bool = False, seed: int | None = None,
-                  callback: Callable[[int, float], None] | None = None) -> list[SyntheticSet]:
+                  callback: Callable[[int, float], None] | None = None,
+                  writer: logs.MetricsWriter | None = None,
+                  tag: str | None = None) -> list[SyntheticSet]:
   """M condensations: run r from keys[r] (M,) on the IN examples masks[r] (M, N) (None: every
   run on the whole dataset).
 
   The real batch per class is capped by the smallest class of ANY run (one shape for all).
   ``recompute`` discards checkpoints of another configuration in ``checkpoint_dir`` instead of
   refusing them. ``callback(iteration, loss)`` (iteration from 1; run 0's loss) runs after
-  each iteration, with the block's losses once the block is done. Returns the M sets.
+  each iteration, with the block's losses once the block is done. ``writer`` (a
+  ``dcjax.logs.MetricsWriter``) records every iteration's loss, averaged over the runs, as
+  ``<tag>/loss`` (tag: the method's name by default). Returns the M sets.
   """
   condenser = get_condenser(method)
   init = init or condenser.default_init
@@ -233,7 +239,7 @@ def condense_many(keys: jax.Array, dataset: Dataset, method: str, ipc: int,
                                             f" x {len(masks)} runs ({how})"))
   try:
     states = _iterate(job, states, start, method, checkpoint_every, saver, checkpoint_dir,
-                      bar, callback)
+                      bar, callback, writer or logs.MetricsWriter(), tag or method)
   finally:
     bar.close()
     if saver is not None:

@@ -101,7 +101,7 @@ def _cached(stage: Stage | None, compute, recompute: bool):
 
 
 def _training_sets(keys, pool, keep, recipe: Recipe, stage, stage_root, recompute: bool,
-                   progress: bool) -> list[TrainingSet]:
+                   progress: bool, writer=None) -> list[TrainingSet]:
   """Every run's training set from stage(keys[r], TRAINING_SET): finished ones from their stages, the
   others built together (``recipe.build_training_sets``) and saved run by run."""
   stages = [stage("trainsets", f"run_{r}", run=r) for r in range(keep.shape[0])]
@@ -113,8 +113,8 @@ def _training_sets(keys, pool, keep, recipe: Recipe, stage, stage_root, recomput
                                                                "in_progress")
     sets = recipe.build_training_sets(
         jnp.stack([key_tree.stage(keys[r], key_tree.TRAINING_SET) for r in missing]), pool,
-        keep[missing],
-        progress=progress, checkpoint_dir=in_progress, recompute=recompute)
+        keep[missing], progress=progress, checkpoint_dir=in_progress, recompute=recompute,
+        writer=writer)
     for r, item in zip(missing, sets):
       if stages[r] is not None:
         stages[r].save(item.as_tree())
@@ -128,7 +128,7 @@ def _training_sets(keys, pool, keep, recipe: Recipe, stage, stage_root, recomput
 def run_many(keys: jax.Array, pool: Dataset, keep: np.ndarray, recipe: Recipe,
              cfg: RunsConfig = RunsConfig(), test_set: Dataset | None = None,
              stage_root: str | None = None, fingerprint: dict | None = None,
-             recompute: bool = False, progress: bool = False) -> RunResults:
+             recompute: bool = False, progress: bool = False, writer=None) -> RunResults:
   """Runs r = 0..M-1 with keys[r] (M,) and keep[r] (M, N): training set from the run key's
   TRAINING_SET stage, training from its TRAINING stage (``dcjax.key_tree``). With ``stage_root``, each stage is loaded if it matches
   ``fingerprint`` and saved when computed."""
@@ -144,7 +144,7 @@ def run_many(keys: jax.Array, pool: Dataset, keep: np.ndarray, recipe: Recipe,
     return Stage(os.path.join(stage_root, *parts), {**(fingerprint or {}), **extra})
 
   trainsets = [] if recipe.trains_on_pool else _training_sets(
-      keys, pool, keep, recipe, stage, stage_root, recompute, progress)
+      keys, pool, keep, recipe, stage, stage_root, recompute, progress, writer)
   net = get_net(cfg.net, pool.num_classes, init_scheme=cfg.init_scheme)
 
   def train():
@@ -191,11 +191,12 @@ def run(key: jax.Array, pool: Dataset, keep_mask: np.ndarray, recipe: Recipe,
 
 def run_recipe(stage_dir: str, key: jax.Array, pool: Dataset, test_set: Dataset,
                keep: np.ndarray, recipe: Recipe, cfg: RunsConfig = RunsConfig(),
-               recompute: bool = False, progress: bool = False) -> RunResults:
+               recompute: bool = False, progress: bool = False, writer=None) -> RunResults:
   """All M runs of one recipe (run r has key ``key_tree.run(key, r)``), resumable under
-  ``stage_dir/<recipe>/``."""
+  ``stage_dir/<recipe>/``; ``writer``: a ``dcjax.logs.MetricsWriter`` for its condensation
+  losses."""
   keep = np.asarray(keep, bool)
   return run_many(run_keys(key, keep.shape[0]), pool, keep, recipe, cfg, test_set,
                   stage_root=os.path.join(os.path.abspath(stage_dir), str(recipe)),
                   fingerprint=recipe_fingerprint(recipe, pool, keep, key, cfg),
-                  recompute=recompute, progress=progress)
+                  recompute=recompute, progress=progress, writer=writer)

@@ -94,11 +94,11 @@ class Recipe:
 
   def build_training_sets(self, keys: jax.Array, pool: Dataset, keep: np.ndarray,
                           progress: bool = False, checkpoint_dir: str | None = None,
-                          recompute: bool = False) -> list[TrainingSet]:
+                          recompute: bool = False, writer=None) -> list[TrainingSet]:
     """The training sets of runs r with keys[r] and keep[r]; kinds with a faster form for
     many runs (``Condense``: ``condense_many``) override it. ``checkpoint_dir``: where such a
-    form may keep its progress."""
-    del checkpoint_dir, recompute
+    form may keep its progress; ``writer``: a ``dcjax.logs.MetricsWriter`` for its losses."""
+    del checkpoint_dir, recompute, writer
     return [self.build_training_set(k, pool, m, progress) for k, m in zip(keys, keep)]
 
   def plan(self, base: TrainConfig, pool: Dataset, keep: np.ndarray
@@ -267,12 +267,12 @@ class Condense(_PerClass):
                                  progress=progress))
 
   def build_training_sets(self, keys, pool, keep, progress=False, checkpoint_dir=None,
-                          recompute=False):
+                          recompute=False, writer=None):
     """All runs at once (``condense_many``), checkpointed per block in ``checkpoint_dir``."""
     return [_from_synset(s) for s in condense_many(
         keys, pool, self.method, self.ipc, self.init, np.asarray(keep, bool),
         self._config(pool), checkpoint_dir=checkpoint_dir, recompute=recompute,
-        progress=progress)]
+        progress=progress, writer=writer, tag=f"{self}/condense")]
 
 
 
