@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 11's accelerator figures in one prepared call (budget: under 8 minutes on one H200).
 #
-#   OUT=/some/dir bash benchmarks/accelerator_check.sh
+#   OUT=benchmarks/results/<date>-<device> bash benchmarks/accelerator_check.sh   # a device
+#   OUT=$(mktemp -d) CHECK_SIZE=tiny bash benchmarks/accelerator_check.sh           # CI (CPU)
 #
 # Runs from the source tree (PYTHONPATH=.; the GPU image has jax, flax, optax, chex, orbax but
 # no registry), each phase under its own timeout so that one slow phase cannot eat the rest,
@@ -23,11 +24,25 @@ phase() {  # phase NAME TIMEOUT_S COMMAND...
   timeout "$limit" "$@" > "$OUT/$name.json" 2> "$OUT/$name.err"
   echo "$name rc=$? seconds=$((SECONDS - start))" | tee -a "$OUT/phases.txt"
 }
-phase condense_step_dm 60 python3 benchmarks/condense_step.py --method dm --repeats 5
-phase condense_step_dsa 90 python3 benchmarks/condense_step.py --method dsa --repeats 3
-phase train_throughput 60 python3 benchmarks/train_throughput.py --models 64 --steps 8
-phase shadow_runs_dm 120 python3 benchmarks/shadow_runs.py --runs 16 --recipes dm \
-  --epochs 300 --cond-iterations 200
+# CHECK_SIZE=tiny: the CPU form that CI runs (every phase at a tiny size, generous timeouts)
+# so that the script cannot rot between the sessions that have an accelerator.
+if [ "${CHECK_SIZE:-full}" = tiny ]; then
+  T=300
+  DM=(--ipc 1 --batch-real 4 --repeats 1); DSA=(--ipc 1 --batch-real 4 --repeats 1)
+  TRAIN=(--models 2 --steps 1 --batch-size 32)
+  SHADOW=(--runs 2 --recipes dm --epochs 2 --cond-iterations 2)
+  QUICK_SIZE=(--epochs 5 --real-epochs 5 --dp-epochs 1 --dm.iterations 5 --ndpdc.iterations 5)
+else
+  T=0  # each phase's own limit below
+  DM=(--repeats 5); DSA=(--repeats 3); TRAIN=(--models 64 --steps 8)
+  SHADOW=(--runs 16 --recipes dm --epochs 300 --cond-iterations 200)
+  QUICK_SIZE=()
+fi
+limit() { if [ "$T" -gt 0 ]; then echo "$T"; else echo "$1"; fi; }
+phase condense_step_dm "$(limit 60)" python3 benchmarks/condense_step.py --method dm "${DM[@]}"
+phase condense_step_dsa "$(limit 90)" python3 benchmarks/condense_step.py --method dsa "${DSA[@]}"
+phase train_throughput "$(limit 60)" python3 benchmarks/train_throughput.py "${TRAIN[@]}"
+phase shadow_runs_dm "$(limit 120)" python3 benchmarks/shadow_runs.py "${SHADOW[@]}"
 start=$SECONDS
 # The quick preset's DP recipes and canaries need dp-accounting and jax-privacy (the privacy
 # extra), which the GPU image lacks unless they are carried (pure-Python wheels: unpack them
@@ -39,14 +54,14 @@ if ! python3 -c "import dp_accounting, jax_privacy" 2>/dev/null; then
     > "$OUT/audit_quick.log"
   QUICK=(--recipes "real,random_subset,init_only,condense(dm,init=real),condense(dm,init=noise),condense(dsa,init=real),condense(dsa,init=noise)" --canaries 0)
 fi
-timeout 90 python3 -m experiments.audit --preset quick "${QUICK[@]}" --out "$OUT/audit_quick" \
-  --quiet >> "$OUT/audit_quick.log" 2>&1
+timeout "$(limit 90)" python3 -m experiments.audit --preset quick "${QUICK[@]}" \
+  "${QUICK_SIZE[@]}" --out "$OUT/audit_quick" --quiet >> "$OUT/audit_quick.log" 2>&1
 rc=$?
 echo "{\"preset\": \"quick\", \"rc\": $rc, \"wall_sec\": $((SECONDS - start))}" \
   > "$OUT/audit_quick.json"
 echo "audit_quick rc=$rc seconds=$((SECONDS - start))" | tee -a "$OUT/phases.txt"
 rm -rf "$OUT/audit_quick/stages"  # keep results.json and report.md, not the arrays
-phase audit_cost 60 python3 -m benchmarks.audit_cost --preset cifar10_ipc10 \
+phase audit_cost "$(limit 60)" python3 -m benchmarks.audit_cost --preset cifar10_ipc10 \
   --measured "$OUT/condense_step_dm.json" --measured "$OUT/condense_step_dsa.json" \
   --measured "$OUT/train_throughput.json" --peak-tflops 494  # H200 TF32 dense (data sheet):
 # jax runs float32 matmuls and convolutions on GPU tensor cores as TF32 by default
