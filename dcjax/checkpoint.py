@@ -24,6 +24,7 @@ import sys
 import time
 from typing import Any
 
+import flax.traverse_util
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -59,6 +60,29 @@ def bind_directory(directory: str, fingerprint: dict[str, Any], overwrite: bool 
   return workdir.claim(directory, fingerprint, owned=("steps", "context"), recompute=overwrite)
 
 
+NPZ_TREE = "arrays.npz"  # a stage tree written by one of several processes
+
+
+def _several_processes() -> bool:
+  return jax.process_count() > 1
+
+
+def _save_npz_tree(path: str, tree: Any) -> None:
+  """Several processes (``dcjax.distributed``): each writes its own runs' stages alone, which
+  Orbax's multi-host writer (one checkpoint coordinated across all processes) does not do; the
+  stage tree (nested dicts of arrays) goes to ``path/arrays.npz`` instead, atomically."""
+  flat = flax.traverse_util.flatten_dict(jax.device_get(tree), sep="/")
+  os.makedirs(path, exist_ok=True)
+  tmp = os.path.join(path, f".{NPZ_TREE}.tmp.npz")
+  np.savez(tmp, **{k: np.asarray(v) for k, v in flat.items()})
+  os.replace(tmp, os.path.join(path, NPZ_TREE))
+
+
+def _load_npz_tree(path: str) -> Any:
+  with np.load(os.path.join(path, NPZ_TREE)) as data:
+    return flax.traverse_util.unflatten_dict({k: data[k] for k in data.files}, sep="/")
+
+
 class StepCheckpointer:
   """Saves and restores pytrees by step under ``directory/steps`` (keeps the last ``keep``)."""
 
@@ -90,6 +114,9 @@ class StepCheckpointer:
 def save_tree(path: str, tree: Any) -> None:
   """Saves one pytree at ``path`` (absolute, atomic), replacing what was there."""
   path = os.path.abspath(path)
+  if _several_processes():
+    _save_npz_tree(path, tree)
+    return
   with ocp.StandardCheckpointer() as ckptr:
     ckptr.save(path, tree, force=True)
     ckptr.wait_until_finished()
@@ -119,6 +146,8 @@ def load_tree(path: str, template: Any | None = None) -> Any:
   """Restores the pytree saved at ``path``; a missing or damaged tree raises
   CorruptArtefactError naming ``path``."""
   path = os.path.abspath(path)
+  if os.path.exists(os.path.join(path, NPZ_TREE)):  # written by one of several processes
+    return _load_npz_tree(path)
   ckptr = ocp.StandardCheckpointer()
   try:
     tree = ckptr.restore(path, template)

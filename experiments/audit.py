@@ -21,7 +21,7 @@ import argparse
 import dataclasses
 import os
 
-from dcjax import cli, logs
+from dcjax import cli, distributed, logs
 from dcjax.audit import PRESETS, AuditConfig, get_preset, run_audit
 from dcjax.audit.config import PRESET_SUMMARIES
 from dcjax.condense import settings as settings_lib
@@ -80,6 +80,11 @@ def build_parser(prog: str = "python -m experiments.audit", description: str = _
                  help="discard what dcjax wrote in --out (stages, results, report, figures) "
                  "and start over; other files there are kept")
   p.add_argument("--quiet", action="store_true", help="no progress bars")
+  p.add_argument("--distributed", action="store_true",
+                 help="one process per host on jax.distributed: each computes its share of the "
+                 "runs into --out (a filesystem all hosts see), process 0 writes the report; "
+                 "the cluster from the environment (TPU pod, SLURM, MPI) or DCJAX_COORDINATOR, "
+                 "DCJAX_NUM_PROCESSES, DCJAX_PROCESS_ID")
   p.add_argument("--tensorboard", default=None, metavar="DIR",
                  help="write condensation losses, accuracies per run, AUCs and stage "
                  "throughput as TensorBoard event files to DIR (needs tensorboardX: the "
@@ -95,6 +100,8 @@ def main(argv: list[str] | None = None, membership_only: bool = False) -> dict:
   parser = build_parser(f"python -m experiments.{name}",
                         _MIA_DOC if membership_only else __doc__)
   args = parser.parse_args(argv)
+  if args.distributed:
+    distributed.initialize()  # before any computation
   overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(AuditConfig)
                if hasattr(args, f.name)}
   cfg = dataclasses.replace(get_preset(args.preset), **overrides)
@@ -106,6 +113,8 @@ def main(argv: list[str] | None = None, membership_only: bool = False) -> dict:
     results = run_audit(cfg, out, data_dir=args.data_dir, recompute=args.recompute,
                         progress=not args.quiet, preset=args.preset,
                         membership_only=membership_only, writer=writer)
+  if results is None:  # another process than 0 of a study on several hosts: its runs are done
+    return {}
   violations = results.get("bound_violations") or []
   if violations:
     first = violations[0]

@@ -22,7 +22,7 @@ import time
 import jax
 import numpy as np
 
-from dcjax import checkpoint, io, key_tree, logs, workdir
+from dcjax import checkpoint, distributed, io, key_tree, logs, workdir
 from dcjax.audit import analysis, figures
 from dcjax.audit import report as report_lib
 from dcjax.audit.config import AuditConfig, recipes, runs_config
@@ -30,7 +30,7 @@ from dcjax.data import load_dataset
 from dcjax.data.canaries import insert_canaries
 from dcjax.mia import balanced_keep_masks
 from dcjax.privacy import auditing
-from dcjax.runs import run_recipe
+from dcjax.runs import merge_runs, run_recipe, run_recipe_per_run
 
 # what the audit writes in its directory; --recompute removes these and nothing else
 OWNED_ENTRIES = ("stages", "results.json", "report.md", "accuracy_vs_tpr.png",
@@ -88,17 +88,48 @@ def summary_stage(out: str, recipe, cfg: AuditConfig, membership_only: bool
 
 def _recipe_summary(cfg: AuditConfig, recipe, out: str, keys, pool, test_set, keep, is_canary,
                     recompute: bool, progress: bool, membership_only: bool, writer) -> dict:
-  """One recipe: its runs (resumable stages), the analysis against its guarantee, its
-  figures. Returns its summary for results.json."""
+  """One recipe: its runs (resumable stages; with several processes, the per-run stages they
+  computed, merged), the analysis against its guarantee, its figures. Returns its summary for
+  results.json."""
   runs_cfg = runs_config(cfg, pool.image_shape, recipe)
-  res = run_recipe(os.path.join(out, "stages"), keys["runs"], pool, test_set, keep, recipe,
-                   runs_cfg, recompute=recompute, progress=progress, writer=writer)
+  stage_dir = os.path.join(out, "stages")
+  if distributed.process_count() > 1:
+    res = merge_runs(run_recipe_per_run(stage_dir, keys["runs"], pool, test_set, keep, recipe,
+                                        range(cfg.runs), runs_cfg, progress=progress))
+  else:
+    res = run_recipe(stage_dir, keys["runs"], pool, test_set, keep, recipe, runs_cfg,
+                     recompute=recompute, progress=progress, writer=writer)
   if membership_only:
     res = dataclasses.replace(res, train_images=None)
   _, guarantee = recipe.plan(runs_cfg.train, pool, keep)
   result = analysis.analyse_recipe(cfg, recipe, res, pool, is_canary, guarantee)
   return {**result.summary, "figures": figures.draw_recipe(
       str(recipe), result, out, f"{cfg.dataset}, {cfg.runs} runs")}
+
+
+def _header(cfg: AuditConfig, pool_size: int, test_size: int, preset, membership_only: bool
+            ) -> dict:
+  return {"schema": analysis.SCHEMA, "config": dataclasses.asdict(cfg), "preset": preset,
+          "dataset": cfg.dataset, "pool_size": pool_size, "runs": cfg.runs,
+          "test_size": test_size, "primary_attack": cfg.primary_attack,
+          "membership_only": membership_only, "recipes": {},
+          "code_version": io.code_version(), "machine": io.machine()}
+
+
+def _compute_share(cfg: AuditConfig, out: str, keys, pool, test_set, keep, recipe_list,
+                   recompute: bool, progress: bool, writer, log) -> bool:
+  """Several processes (``dcjax.distributed``): this one computes its runs of every recipe
+  into per-run stages under out/stages (a filesystem every host sees), then all meet. True for
+  process 0, which goes on to merge the runs and write the report; False for the others."""
+  distributed.barrier("dcjax-audit-claimed")
+  mine = distributed.owned_runs(cfg.runs)
+  log(f"process {distributed.process_index()} of {distributed.process_count()}: runs {mine}")
+  for recipe in recipe_list:
+    run_recipe_per_run(os.path.join(out, "stages"), keys["runs"], pool, test_set, keep,
+                       recipe, mine, runs_config(cfg, pool.image_shape, recipe),
+                       recompute=recompute, progress=progress, writer=writer)
+  distributed.barrier("dcjax-audit-runs-done")
+  return distributed.process_index() == 0
 
 
 def _write_metrics(writer, name: str, summary: dict, cfg: AuditConfig) -> None:
@@ -135,30 +166,29 @@ def _across_recipes(cfg: AuditConfig, results: dict, out: str) -> None:
 def run_audit(cfg: AuditConfig, out: str, data_dir: str | None = None, recompute: bool = False,
               progress: bool = True, preset: str | None = None, log=logs.LOGGER.info,
               membership_only: bool = False,
-              writer: logs.MetricsWriter | None = None) -> dict:
-  """Runs (or resumes) the audit of ``cfg`` into directory ``out``; returns results.json.
+              writer: logs.MetricsWriter | None = None) -> dict | None:
+  """Runs (or resumes) the audit of ``cfg`` into directory ``out``; returns results.json
+  (None in the processes other than 0 of a study on several hosts: ``dcjax.distributed``).
 
   membership_only: the runs and the membership attacks alone (no released-set analysis and no
   theory), as ``experiments.mia``. log: where the stage lines go (default: the timestamped
   ``dcjax`` logger). writer: a ``dcjax.logs.MetricsWriter`` for condensation losses and each
   recipe's accuracies, AUC and throughput (None: nothing written).
   """
-  writer = writer or logs.MetricsWriter()
-  start = time.time()
+  writer, start, out = writer or logs.MetricsWriter(), time.time(), os.path.abspath(out)
   stage_seconds = {}  # per recipe: the seconds of the invocation that computed it
-  out = os.path.abspath(out)
   pool, test_set, keep, recipe_list, keys, is_canary = prepare(cfg, data_dir)
   # the data too: a changed data file under the same name (npz:PATH) is refused, not mixed
   data = checkpoint.array_digest(pool.images, pool.labels, test_set.images, test_set.labels)
-  workdir.claim(out, {"study": "privacy audit", "config": study_identity(cfg), "data": data},
-                owned=OWNED_ENTRIES, recompute=recompute)
+  if distributed.process_index() == 0:  # one claim of the shared directory
+    workdir.claim(out, {"study": "privacy audit", "config": study_identity(cfg), "data": data},
+                  owned=OWNED_ENTRIES, recompute=recompute)
   log(f"audit of {cfg.dataset}: pool {len(pool)}, {cfg.runs} runs x {len(recipe_list)} "
       f"recipes, backend {jax.default_backend()} -> {out}")
-  results = {"schema": analysis.SCHEMA, "config": dataclasses.asdict(cfg), "preset": preset,
-             "dataset": cfg.dataset, "pool_size": len(pool), "runs": cfg.runs,
-             "test_size": len(test_set), "primary_attack": cfg.primary_attack,
-             "membership_only": membership_only, "recipes": {},
-             "code_version": io.code_version(), "machine": io.machine()}
+  if distributed.process_count() > 1 and not _compute_share(
+      cfg, out, keys, pool, test_set, keep, recipe_list, recompute, progress, writer, log):
+    return None
+  results = _header(cfg, len(pool), len(test_set), preset, membership_only)
   resumed = []
   for i, recipe in enumerate(recipe_list):
     since = time.time()

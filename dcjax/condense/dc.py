@@ -59,7 +59,7 @@ class DCConfig:
                          "batch_train", "bn_per_class")
     checks.positive_finite(self, "lr_img", "lr_net")
     checks.in_unit_interval(self, "momentum")
-    common.resolve_conv_impl(self.conv_impl)
+    checks.one_of(self.conv_impl, common.CONV_IMPL_CHOICES, "conv_impl")  # resolved at use
 
 
 def loops_for_ipc(ipc: int) -> tuple[int, int]:

@@ -109,8 +109,10 @@ def _training_sets(keys, pool, keep, recipe: Recipe, stage, stage_root, recomput
   missing = [r for r, item in enumerate(loaded) if item is None]
   built = {}
   if missing:
-    in_progress = None if stage_root is None else os.path.join(stage_root, "trainsets",
-                                                               "in_progress")
+    # (with several processes each run's set is a stage of its own, resumed run by run; the
+    # step checkpoints of Orbax's multi-host writer would need every process at every save)
+    in_progress = None if stage_root is None or jax.process_count() > 1 else os.path.join(
+        stage_root, "trainsets", "in_progress")
     sets = recipe.build_training_sets(
         jnp.stack([key_tree.stage(keys[r], key_tree.TRAINING_SET) for r in missing]), pool,
         keep[missing], progress=progress, checkpoint_dir=in_progress, recompute=recompute,
@@ -128,9 +130,12 @@ def _training_sets(keys, pool, keep, recipe: Recipe, stage, stage_root, recomput
 def run_many(keys: jax.Array, pool: Dataset, keep: np.ndarray, recipe: Recipe,
              cfg: RunsConfig = RunsConfig(), test_set: Dataset | None = None,
              stage_root: str | None = None, fingerprint: dict | None = None,
-             recompute: bool = False, progress: bool = False, writer=None) -> RunResults:
+             recompute: bool = False, progress: bool = False, writer=None,
+             plan_keep: np.ndarray | None = None) -> RunResults:
   """Runs r = 0..M-1 with keys[r] (M,) and keep[r] (M, N): training set from the run key's
-  TRAINING_SET stage, training from its TRAINING stage (``dcjax.key_tree``). With ``stage_root``, each stage is loaded if it matches
+  TRAINING_SET stage, training from its TRAINING stage (``dcjax.key_tree``). ``plan_keep``:
+  the keep masks of the whole study when these runs are a part of it (the recipe's training
+  config and guarantee are planned for all runs). With ``stage_root``, each stage is loaded if it matches
   ``fingerprint`` and saved when computed."""
   keep = np.asarray(keep, bool)
   num_runs = keep.shape[0]
@@ -155,7 +160,7 @@ def run_many(keys: jax.Array, pool: Dataset, keep: np.ndarray, recipe: Recipe,
       x = np.concatenate([t.images for t in trainsets])
       y = np.concatenate([t.labels for t in trainsets])
       masks = np.kron(np.eye(num_runs, dtype=bool), np.ones((1, len(trainsets[0].labels)), bool))
-    train_cfg, _ = recipe.plan(cfg.train, pool, keep)
+    train_cfg, _ = recipe.plan(cfg.train, pool, keep if plan_keep is None else plan_keep)
     return train_many(train_keys, net, x, y, train_cfg,
                       masks=masks, progress=progress)
 
@@ -200,3 +205,31 @@ def run_recipe(stage_dir: str, key: jax.Array, pool: Dataset, test_set: Dataset,
                   stage_root=os.path.join(os.path.abspath(stage_dir), str(recipe)),
                   fingerprint=recipe_fingerprint(recipe, pool, keep, key, cfg),
                   recompute=recompute, progress=progress, writer=writer)
+
+
+def run_recipe_per_run(stage_dir: str, key: jax.Array, pool: Dataset, test_set: Dataset,
+                       keep: np.ndarray, recipe: Recipe, runs, cfg: RunsConfig = RunsConfig(),
+                       recompute: bool = False, progress: bool = False, writer=None
+                       ) -> list[RunResults]:
+  """Runs ``runs`` (indices into keep's M runs) of one recipe, each with its own stages under
+  ``stage_dir/<recipe>/run_<r>/`` (resumable run by run: what several hosts share), planned
+  for all M runs. Run r has the key and the result it has in ``run_recipe``."""
+  keep = np.asarray(keep, bool)
+  keys = run_keys(key, keep.shape[0])
+  root = os.path.join(os.path.abspath(stage_dir), str(recipe))
+  fingerprint = recipe_fingerprint(recipe, pool, keep, key, cfg)
+  return [run_many(keys[r:r + 1], pool, keep[r:r + 1], recipe, cfg, test_set,
+                   stage_root=os.path.join(root, f"run_{r}"),
+                   fingerprint={**fingerprint, "run": r}, recompute=recompute,
+                   progress=progress, writer=writer, plan_keep=keep)
+          for r in runs]
+
+
+def merge_runs(parts: list[RunResults]) -> RunResults:
+  """Single runs (in run order) as one RunResults of all of them."""
+  cat = lambda get: None if get(parts[0]) is None else np.concatenate([get(p) for p in parts])
+  return RunResults(
+      view_logits=cat(lambda p: p.view_logits), keep=cat(lambda p: p.keep),
+      init_indices=cat(lambda p: p.init_indices), train_images=cat(lambda p: p.train_images),
+      variables=jax.tree.map(lambda *xs: np.concatenate(xs), *[p.variables for p in parts]),
+      test_logits=cat(lambda p: p.test_logits), test_accuracy=cat(lambda p: p.test_accuracy))

@@ -125,6 +125,15 @@ class Real(Recipe):
   KIND: ClassVar[str] = "real"
   trains_on_pool: ClassVar[bool] = True
 
+  def plan(self, base, pool, keep):
+    """Shuffled epochs of the largest IN set of all runs (``dataset_size``), so that a run
+    trained apart from the others (another host) takes the steps it takes with them."""
+    del pool
+    if base.sampling != "shuffle" or base.dataset_size is not None:
+      return base, None
+    largest = int(np.atleast_2d(np.asarray(keep, bool)).sum(1).max())
+    return dataclasses.replace(base, dataset_size=largest), None
+
   def training_set_size(self, pool, keep):
     del pool
     return int(np.asarray(keep, bool).sum(1).mean())

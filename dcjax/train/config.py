@@ -46,7 +46,9 @@ class TrainConfig:
     and steps. It must not be computed from a run's own members (under add/remove adjacency
     that number is private, and the accountant assumes one q for neighbouring sets): the
     dpsgd recipe sets it from the pool and the keep-mask design. None: the largest training
-    set of the job (without DP only).
+    set of the job (without DP only). With shuffled batches it fixes the steps per epoch,
+    ceil(dataset_size / batch_size) (None: the job's largest set), so that runs trained in
+    separate jobs (several hosts) take the steps they would take together.
   loss: "xent" (softmax cross-entropy; with soft labels (N, C) against those rows) or "mse"
     (0.5 * the squared error of the logits to the label rows, integer labels as centred one-hot
     rows 1 - 1/C and -1/C: the loss FRePo trains and evaluates with on its learned labels).
@@ -120,10 +122,9 @@ class TrainConfig:
     return min(1.0, self.batch_size / self.dataset_size)
 
   def steps_per_epoch(self, largest_set: int) -> int:
-    """ceil(n / batch_size) for n = dataset_size (Poisson with a declared size), else the job's
-    largest training set."""
-    n = self.dataset_size if self.sampling == "poisson" and self.dataset_size else largest_set
-    return math.ceil(n / self.batch_size)
+    """ceil(n / batch_size) for n = dataset_size where declared, else the job's largest
+    training set."""
+    return math.ceil((self.dataset_size or largest_set) / self.batch_size)
 
   @property
   def lr_decay_epoch(self) -> int:
