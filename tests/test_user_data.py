@@ -102,3 +102,44 @@ def test_the_audit_runs_on_an_npz_file_and_refuses_a_changed_one(tmp_path):
   _write_npz(path, np.random.default_rng(4))  # other pixels under the same name
   with pytest.raises(RuntimeRefusal, match="different configuration.*data"):
     mia_exp.main(args)
+
+
+class _FakeSource:
+  """A tfds data source's interface: len and a chunk of records by index."""
+
+  def __init__(self, images, labels, celeba=False):
+    self.images, self.labels, self.celeba, self.reads = images, labels, celeba, 0
+
+  def __len__(self):
+    return len(self.images)
+
+  def __getitems__(self, idx):
+    self.reads += 1
+    if self.celeba:
+      return [{"image": self.images[i], "attributes": {"Male": bool(self.labels[i])}}
+              for i in idx]
+    return [{"image": self.images[i], "label": self.labels[i]} for i in idx]
+
+
+def test_tfds_records_are_read_a_chunk_at_a_time_and_cached(tmp_path, monkeypatch):
+  from dcjax.data import loaders  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(loaders, "SOURCE_CHUNK", 16)
+  rng = np.random.default_rng(5)
+  images = rng.integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
+  labels = rng.integers(0, 10, 40)
+  source = _FakeSource(images, labels)
+  x, y = loaders.arrays_from_source(source, "cifar10")
+  assert source.reads == 3 and x.dtype == np.uint8  # 16 + 16 + 8 records
+  np.testing.assert_array_equal(x, images)
+  np.testing.assert_array_equal(y, labels)
+  loaders.save_cached_arrays(str(tmp_path), "train", x, y)
+  cx, cy = loaders.cached_arrays(str(tmp_path), "train")
+  np.testing.assert_array_equal(cx, images)
+  assert loaders.cached_arrays(str(tmp_path), "test") is None
+  # CelebA: the label is the Male attribute, every chunk centre-cropped and resized at once
+  faces = rng.integers(0, 256, (5, 20, 16, 3), dtype=np.uint8)
+  fx, fy = loaders.arrays_from_source(_FakeSource(faces, np.arange(5) % 2, celeba=True),
+                                      "celeba")
+  assert fx.shape == (5, 32, 32, 3) and fy.tolist() == [0, 1, 0, 1, 0]
+  flat = np.full((1, 20, 16, 3), 77, np.uint8)  # a constant image stays constant
+  assert np.all(loaders.resize_batch(flat, 32) == 77)

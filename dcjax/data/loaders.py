@@ -112,6 +112,9 @@ def synthetic_pixels(num_classes: int = 10, train_per_class: int = 100,
 
 
 def _tfds_pixels(name: str, split: str, data_dir: str | None):
+  """A tfds split as (float32 pixels in [0, 1], int32 labels): decoded once from ArrayRecord
+  and cached as uint8 ``.npy`` files next to the data (``<data_dir>/<tfds name>/dcjax_cache``),
+  read from there afterwards."""
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
 
   tfds_name = TFDS_NAMES[name]
@@ -120,35 +123,77 @@ def _tfds_pixels(name: str, split: str, data_dir: str | None):
   level = absl_logger.level
   absl_logger.setLevel(logging.ERROR)
   try:
-    source = tfds.data_source(tfds_name, split=split, data_dir=data_dir, download=False)
-  except Exception as err:  # tfds raises several types for "not prepared / wrong format"
-    where = tfds.builder(tfds_name, data_dir=data_dir).data_dir
-    raise FileNotFoundError(
-        f"Dataset {name!r} (tfds {tfds_name!r}) is not prepared as ArrayRecord in data_dir "
-        f"{where!r} ({type(err).__name__}). dcjax reads it with tfds.data_source, which needs "
-        f"no TensorFlow but needs the ArrayRecord format. Prepare it once on a machine with "
-        f"network access:\n  tfds build {tfds_name} --file_format=array_record"
-        + (f" --data_dir={data_dir}" if data_dir else "") +
-        "\nthen pass --data_dir (or set TFDS_DATA_DIR) to that directory.") from err
+    builder = tfds.builder(tfds_name, data_dir=data_dir)
+    cache = os.path.join(builder.data_dir, "dcjax_cache")
+    cached = cached_arrays(cache, split)
+    if cached is not None:
+      x, y = cached
+      return x.astype(np.float32) / 255.0, y
+    try:
+      source = tfds.data_source(tfds_name, split=split, data_dir=data_dir, download=False)
+    except Exception as err:  # tfds raises several types for "not prepared / wrong format"
+      raise FileNotFoundError(
+          f"Dataset {name!r} (tfds {tfds_name!r}) is not prepared as ArrayRecord in data_dir "
+          f"{builder.data_dir!r} ({type(err).__name__}). dcjax reads it with "
+          f"tfds.data_source, which needs no TensorFlow but needs the ArrayRecord format. "
+          f"Prepare it once on a machine with network access:\n  tfds build {tfds_name} "
+          "--file_format=array_record" + (f" --data_dir={data_dir}" if data_dir else "") +
+          "\nthen pass --data-dir (or set TFDS_DATA_DIR) to that directory.") from err
   finally:
     absl_logger.setLevel(level)
+  x, y = arrays_from_source(source, name)
+  save_cached_arrays(cache, split, x, y)
+  return x.astype(np.float32) / 255.0, y
+
+
+SOURCE_CHUNK = 4096  # records fetched and stacked (and resized) at a time
+
+
+def arrays_from_source(source, name: str) -> tuple[np.ndarray, np.ndarray]:
+  """uint8 images (N, H, W, C) and int32 labels (N,) of a tfds data source, fetched in chunks
+  of SOURCE_CHUNK records (``__getitems__``: one read per chunk) and stacked per chunk;
+  CelebA's images are centre-cropped and resized to 32x32 one chunk at a time."""
+  n = len(source)
   images, labels = [], []
-  for example in source:
+  for start in range(0, n, SOURCE_CHUNK):
+    idx = list(range(start, min(n, start + SOURCE_CHUNK)))
+    records = (source.__getitems__(idx) if hasattr(source, "__getitems__")
+               else [source[i] for i in idx])
+    x = np.stack([np.asarray(r["image"]) for r in records])
     if name == "celeba":
-      images.append(_resize(np.asarray(example["image"]), 32))
-      labels.append(int(example["attributes"]["Male"]))
+      images.append(resize_batch(x, 32))
+      labels.append(np.asarray([int(r["attributes"]["Male"]) for r in records], np.int32))
     else:
-      images.append(np.asarray(example["image"]))
-      labels.append(int(example["label"]))
-  pixels = np.stack(images).astype(np.float32) / 255.0
-  return pixels, np.asarray(labels, np.int32)
+      images.append(x.astype(np.uint8))
+      labels.append(np.asarray([int(r["label"]) for r in records], np.int32))
+  return np.concatenate(images), np.concatenate(labels)
 
 
-def _resize(image: np.ndarray, size: int) -> np.ndarray:
-  """Centre-crop to a square, then area-average / bilinear resize to size x size (uint8)."""
-  h, w = image.shape[:2]
+def cached_arrays(cache: str, split: str) -> tuple[np.ndarray, np.ndarray] | None:
+  """(uint8 images, int32 labels) of a split cached by ``save_cached_arrays``, or None."""
+  paths = [os.path.join(cache, f"{split}_{part}.npy") for part in ("x", "y")]
+  if not all(os.path.exists(p) for p in paths):
+    return None
+  return np.load(paths[0]), np.load(paths[1])
+
+
+def save_cached_arrays(cache: str, split: str, x: np.ndarray, y: np.ndarray) -> None:
+  """Atomic: a killed write leaves no file that looks complete (labels written last)."""
+  os.makedirs(cache, exist_ok=True)
+  for part, array in (("x", x), ("y", y)):
+    final = os.path.join(cache, f"{split}_{part}.npy")
+    tmp = f"{final}.tmp.npy"
+    np.save(tmp, array)
+    os.replace(tmp, final)
+
+
+def resize_batch(images: np.ndarray, size: int) -> np.ndarray:
+  """Centre-crop (N, H, W, C) uint8 images to a square, then resize all of them to
+  size x size at once (area-averaging, antialiased linear)."""
+  h, w = images.shape[1:3]
   s = min(h, w)
   top, left = (h - s) // 2, (w - s) // 2
-  square = image[top:top + s, left:left + s].astype(np.float32)
-  resized = jax.image.resize(square, (size, size, image.shape[2]), "linear", antialias=True)
+  square = images[:, top:top + s, left:left + s].astype(np.float32)
+  resized = jax.image.resize(square, (len(images), size, size, images.shape[3]), "linear",
+                             antialias=True)
   return np.clip(np.asarray(resized), 0, 255).astype(np.uint8)
