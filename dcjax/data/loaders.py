@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from typing import Any
@@ -113,8 +114,9 @@ def synthetic_pixels(num_classes: int = 10, train_per_class: int = 100,
 
 def _tfds_pixels(name: str, split: str, data_dir: str | None):
   """A tfds split as (float32 pixels in [0, 1], int32 labels): decoded once from ArrayRecord
-  and cached as uint8 ``.npy`` files next to the data (``<data_dir>/<tfds name>/dcjax_cache``),
-  read from there afterwards."""
+  and cached as uint8 ``.npy`` files next to the data (``<data_dir>/<tfds name>/<version>/
+  dcjax_cache``), keyed by the split's files (names, sizes, times: re-prepared data is read
+  again), read from there afterwards."""
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
 
   tfds_name = TFDS_NAMES[name]
@@ -124,8 +126,8 @@ def _tfds_pixels(name: str, split: str, data_dir: str | None):
   absl_logger.setLevel(logging.ERROR)
   try:
     builder = tfds.builder(tfds_name, data_dir=data_dir)
-    cache = os.path.join(builder.data_dir, "dcjax_cache")
-    cached = cached_arrays(cache, split)
+    cache = _cache_dir(builder.data_dir, split)
+    cached = None if cache is None else cached_arrays(cache, split)
     if cached is not None:
       x, y = cached
       return x.astype(np.float32) / 255.0, y
@@ -142,8 +144,23 @@ def _tfds_pixels(name: str, split: str, data_dir: str | None):
   finally:
     absl_logger.setLevel(level)
   x, y = arrays_from_source(source, name)
-  save_cached_arrays(cache, split, x, y)
+  if cache is not None:
+    save_cached_arrays(cache, split, x, y)
   return x.astype(np.float32) / 255.0, y
+
+
+def _cache_dir(prepared_dir: str, split: str) -> str | None:
+  """``<prepared_dir>/dcjax_cache/<digest>`` of the split's prepared files, None when there
+  are none (tfds's mock data, or nothing prepared: nothing to key a cache on)."""
+  if not os.path.isdir(prepared_dir):
+    return None
+  files = sorted(f for f in os.listdir(prepared_dir) if f"-{split}." in f)
+  if not files:
+    return None
+  listing = [(f, os.path.getsize(os.path.join(prepared_dir, f)),
+              os.path.getmtime(os.path.join(prepared_dir, f))) for f in files]
+  digest = hashlib.sha256(repr(listing).encode()).hexdigest()[:16]
+  return os.path.join(prepared_dir, "dcjax_cache", digest)
 
 
 SOURCE_CHUNK = 4096  # records fetched and stacked (and resized) at a time
@@ -157,8 +174,10 @@ def arrays_from_source(source, name: str) -> tuple[np.ndarray, np.ndarray]:
   images, labels = [], []
   for start in range(0, n, SOURCE_CHUNK):
     idx = list(range(start, min(n, start + SOURCE_CHUNK)))
-    records = (source.__getitems__(idx) if hasattr(source, "__getitems__")
-               else [source[i] for i in idx])
+    try:
+      records = source.__getitems__(idx)
+    except (AttributeError, TypeError):  # a source without it (tfds's mock data patches it)
+      records = [source[i] for i in idx]
     x = np.stack([np.asarray(r["image"]) for r in records])
     if name == "celeba":
       images.append(resize_batch(x, 32))
