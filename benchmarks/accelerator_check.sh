@@ -12,6 +12,7 @@
 #   train_throughput.json        train_many vs a loop over its own step (goal >= 1.0)
 #   shadow_runs_dm.json          condense_many + train_many vs a loop, DM, 16 runs (goal >= 5x)
 #   audit_quick.json             wall time of `experiments.audit --preset quick` (goal <= 45 s)
+#   audit_slice.json             every recipe kind at CIFAR shapes (npz:), seconds per stage
 #   audit_cost.json              cifar10_ipc10 hours at the rates measured above (goal <= 4 h)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -61,6 +62,45 @@ echo "{\"preset\": \"quick\", \"rc\": $rc, \"wall_sec\": $((SECONDS - start))}" 
   > "$OUT/audit_quick.json"
 echo "audit_quick rc=$rc seconds=$((SECONDS - start))" | tee -a "$OUT/phases.txt"
 rm -rf "$OUT/audit_quick/stages"  # keep results.json and report.md, not the arrays
+# The paper-scale slice: every recipe kind (DM, DSA, MTT, FRePo, DP-SGD, NDPDC, the baselines)
+# on CIFAR-shaped arrays (random uint8 32x32x3, 10 classes, through --dataset npz:PATH),
+# 4 runs, shortened iterations and epochs; audit_slice.json holds each recipe stage's seconds
+# (compile included) from its results.json. CPU form: 8x8x3 and fewer iterations.
+if [ "${CHECK_SIZE:-full}" = tiny ]; then
+  SLICE_SHAPE=8; SLICE=(--pool-size 200 --epochs 3 --real-epochs 2 --dp-epochs 1
+    --dm.iterations 2 --dsa.iterations 1 --dsa.outer_loop 1 --dsa.inner_loop 1
+    --mtt.iterations 2 --mtt.syn_steps 2 --mtt.max_start_epoch 1 --mtt.num_experts 1
+    --frepo.iterations 2 --ndpdc.iterations 2 --net ConvNetD1 --cond-net ConvNetD1)
+else
+  SLICE_SHAPE=32; SLICE=(--pool-size 1000 --epochs 50 --real-epochs 5 --dp-epochs 2
+    --dm.iterations 50 --dsa.iterations 2 --mtt.iterations 10 --mtt.num_experts 1
+    --frepo.iterations 50 --ndpdc.iterations 50)
+fi
+SLICE_RECIPES="real,random_subset,init_only,condense(dm,init=real),condense(dsa,init=real),condense(mtt,init=real),condense(frepo,init=real)"
+if python3 -c "import dp_accounting, jax_privacy" 2>/dev/null; then
+  SLICE_RECIPES="$SLICE_RECIPES,dpsgd(4),condense(ndpdc,epsilon=4)"; SLICE_CANARIES=8
+else
+  SLICE_CANARIES=0
+fi
+python3 -c "
+import numpy as np
+rng = np.random.default_rng(0)
+s = $SLICE_SHAPE
+x = rng.integers(0, 256, (1200, s, s, 3), dtype=np.uint8); y = np.arange(1200) % 10
+np.savez('$OUT/cifar_like.npz', x_train=x[:1000], y_train=y[:1000], x_test=x[1000:], y_test=y[1000:])"
+start=$SECONDS
+timeout "$(limit 300)" python3 -m experiments.audit --preset quick --dataset "npz:$OUT/cifar_like.npz" \
+  --runs 4 --ipc 2 --recipes "$SLICE_RECIPES" --canaries "$SLICE_CANARIES" "${SLICE[@]}" \
+  --out "$OUT/audit_slice" --quiet > "$OUT/audit_slice.log" 2>&1
+rc=$?
+python3 -c "
+import json
+r = json.load(open('$OUT/audit_slice/results.json'))
+print(json.dumps({'rc': $rc, 'wall_sec': $((SECONDS - start)), 'shape': [$SLICE_SHAPE] * 2 + [3],
+                  'stage_seconds': r['stage_seconds'], 'runs': r['runs']}, indent=2))" \
+  > "$OUT/audit_slice.json" 2>> "$OUT/audit_slice.log" || rc=1
+echo "audit_slice rc=$rc seconds=$((SECONDS - start))" | tee -a "$OUT/phases.txt"
+rm -rf "$OUT/audit_slice/stages" "$OUT/cifar_like.npz"
 phase audit_cost "$(limit 60)" python3 -m benchmarks.audit_cost --preset cifar10_ipc10 \
   --measured "$OUT/condense_step_dm.json" --measured "$OUT/condense_step_dsa.json" \
   --measured "$OUT/train_throughput.json" --peak-tflops 494  # H200 TF32 dense (data sheet):
