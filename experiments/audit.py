@@ -25,6 +25,8 @@ from dcjax import cli, distributed, logs
 from dcjax.audit import PRESETS, AuditConfig, get_preset, run_audit
 from dcjax.audit.config import PRESET_SUMMARIES
 from dcjax.condense import settings as settings_lib
+from dcjax.data.loaders import TFDS_NAMES
+from experiments import prepare_data
 from dcjax.condense import condenser_names
 from dcjax.runs import recipe_kinds
 
@@ -76,6 +78,9 @@ def build_parser(prog: str = "python -m experiments.audit", description: str = _
                  help="output directory (default: runs/audit/<preset>); new, empty or holding "
                  "the same study (a directory that dcjax did not write is refused)")
   p.add_argument("--data-dir", default=None, help="tfds data_dir (default: tfds's)")
+  p.add_argument("--download", action="store_true",
+                 help="prepare a tfds dataset first where it is not (experiments.prepare_data: "
+                 "needs network access)")
   p.add_argument("--recompute", action="store_true",
                  help="discard what dcjax wrote in --out (stages, results, report, figures) "
                  "and start over; other files there are kept")
@@ -105,6 +110,8 @@ def main(argv: list[str] | None = None, membership_only: bool = False) -> dict:
   overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(AuditConfig)
                if hasattr(args, f.name)}
   cfg = dataclasses.replace(get_preset(args.preset), **overrides)
+  if args.download and cfg.dataset in TFDS_NAMES:
+    prepare_data.prepare(cfg.dataset, args.data_dir)
   cfg = dataclasses.replace(cfg, condensers=settings_lib.merge(cfg.condensers,
                                                                cli.condenser_settings(args)))
   out = args.out or os.path.join("runs", name, args.preset)
