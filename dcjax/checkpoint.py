@@ -72,10 +72,8 @@ def _save_npz_tree(path: str, tree: Any) -> None:
   Orbax's multi-host writer (one checkpoint coordinated across all processes) does not do; the
   stage tree (nested dicts of arrays) goes to ``path/arrays.npz`` instead, atomically."""
   flat = flax.traverse_util.flatten_dict(jax.device_get(tree), sep="/")
-  os.makedirs(path, exist_ok=True)
-  tmp = os.path.join(path, f".{NPZ_TREE}.tmp.npz")
-  np.savez(tmp, **{k: np.asarray(v) for k, v in flat.items()})
-  os.replace(tmp, os.path.join(path, NPZ_TREE))
+  with io.atomic_path(os.path.join(path, NPZ_TREE)) as tmp:
+    np.savez(tmp, **{k: np.asarray(v) for k, v in flat.items()})
 
 
 def _load_npz_tree(path: str) -> Any:

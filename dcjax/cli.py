@@ -35,26 +35,14 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, prefix: str = "
   that only given flags override a preset), and its help names the field's default as the
   default preset's value.
   """
-  hints = typing.get_type_hints(cls)
   docs = docs or {}
-  for field in dataclasses.fields(cls):
-    hint = hints[field.name]
-    args = typing.get_args(hint)
-    optional = type(None) in args
-    kind = next((a for a in args if a is not type(None)), hint)
-    if kind is bool:
-      convert = _bool
-    elif kind in (int, float, str):
-      convert = kind
-    else:
-      continue  # structured fields are set in code (presets), not from the command line
-    if optional:
-      convert = _parse_optional(convert)
-    default = field.default
+  defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+  for name, convert, _ in _flag_fields(cls):
+    default = defaults[name]
     parser.add_argument(
-        f"--{prefix}{field.name}".replace("_", "-"), dest=f"{prefix}{field.name}",
+        f"--{prefix}{name}".replace("_", "-"), dest=f"{prefix}{name}",
         type=convert, default=argparse.SUPPRESS if preset_defaults else default,
-        help=f"{docs.get(field.name, '')} (default{' preset' if preset_defaults else ''}: "
+        help=f"{docs.get(name, '')} (default{' preset' if preset_defaults else ''}: "
         f"{default!r})".strip())
 
 
@@ -74,7 +62,7 @@ def config_from_args(args: argparse.Namespace, cls: type, prefix: str = "", **fi
 
 def _flag_fields(config_class: type) -> list[tuple[str, Any, str]]:
   """(field, parser, type name) of every field settable from a command line (numbers,
-  strings, booleans, optionally None); structured fields are set in code."""
+  strings, booleans, optionally None); structured fields are set in code (presets)."""
   hints = typing.get_type_hints(config_class)
   out = []
   for field in dataclasses.fields(config_class):

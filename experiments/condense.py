@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
     synset = load_synthetic_set(synset_dir)
     synset = synset.replace(images=jnp.asarray(synset.images))
   else:
-    cfg = spec.prepared(cfg, train_set.labels, train_set.num_classes)  # noise calibrated
+    cfg = spec.prepare(cfg, train_set.labels, train_set.num_classes)  # noise calibrated
     with logs.metrics_writer(args.tensorboard) as writer:
       synset = condense_many(k_cond[None], train_set, args.method, args.ipc, init, None, cfg,
                              seed=args.seed, checkpoint_dir=os.path.join(out, "checkpoints"),

@@ -99,7 +99,7 @@ def test_one_added_member_moves_a_dp_step_by_at_most_lr_clip_over_the_normaliser
                             sampling="poisson", dataset_size=4, dp_clip=0.5, dp_noise=1.0)
   x, y, _, weights, plan = engine._prepare(NET, train_set.images, train_set.labels, cfg,
                                            larger[None], None, 1)
-  assert plan.poisson_rate == 1.0 and plan.batch_size >= 6  # every member sampled, no cut
+  assert plan.cfg.poisson_rate == 1.0 and plan.batch_size >= 6  # every member sampled, no cut
 
   def step(mask):
     state = engine._init_state(plan, jax.random.key(0), x[:1])
@@ -111,7 +111,7 @@ def test_one_added_member_moves_a_dp_step_by_at_most_lr_clip_over_the_normaliser
   a, b = step(smaller), step(larger)
   moved = np.sqrt(sum(float(jnp.sum((u - v) ** 2)) for u, v in zip(jax.tree.leaves(a),
                                                                      jax.tree.leaves(b))))
-  normaliser = plan.poisson_rate * cfg.dataset_size
+  normaliser = plan.cfg.poisson_rate * cfg.dataset_size
   assert 0 < moved <= cfg.lr * cfg.dp_clip / normaliser * (1 + 1e-4)
 
 

@@ -107,9 +107,6 @@ class Condenser:
     del labels, num_classes, masks
     return cfg
 
-  def prepared(self, cfg, labels, num_classes: int, masks=None):
-    return self.prepare(cfg, labels, num_classes, masks)
-
   def released_labels(self, spec: Spec, state: State) -> jax.Array:
     """The released set's labels: the learned ones (soft, (C * ipc, C)), or class-major hard
     ones (C * ipc,)."""

@@ -208,7 +208,7 @@ def condense_many(keys: jax.Array, dataset: Dataset, method: str, ipc: int,
   init = init or condenser.default_init
   given = masks is not None
   masks = _checked_masks(keys, dataset, method, ipc, init, masks, checkpoint_every)
-  cfg = condenser.prepared(resolve_config(condenser, ipc, dataset, config), dataset.labels,
+  cfg = condenser.prepare(resolve_config(condenser, ipc, dataset, config), dataset.labels,
                            dataset.num_classes, masks if given else None)
   how = resolve_strategy(strategy, condenser)
   batch_real = min(common.effective_batch_real(cfg.batch_real, dataset.labels,

@@ -19,6 +19,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from dcjax import io
 from dcjax.data import user_data
 from dcjax.data.dataset import Dataset, from_arrays
 from dcjax.data.preprocessing import NORMALISATION
@@ -198,12 +199,9 @@ def cached_arrays(cache: str, split: str) -> tuple[np.ndarray, np.ndarray] | Non
 
 def save_cached_arrays(cache: str, split: str, x: np.ndarray, y: np.ndarray) -> None:
   """Atomic: a killed write leaves no file that looks complete (labels written last)."""
-  os.makedirs(cache, exist_ok=True)
   for part, array in (("x", x), ("y", y)):
-    final = os.path.join(cache, f"{split}_{part}.npy")
-    tmp = f"{final}.tmp.npy"
-    np.save(tmp, array)
-    os.replace(tmp, final)
+    with io.atomic_path(os.path.join(cache, f"{split}_{part}.npy")) as tmp:
+      np.save(tmp, array)
 
 
 def resize_batch(images: np.ndarray, size: int) -> np.ndarray:

@@ -25,6 +25,8 @@ import os
 
 import numpy as np
 
+from dcjax import io
+
 PREFIXES = ("npz:", "folder:")
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -153,11 +155,9 @@ def _cached(root: str, files_by_split: dict, build):
     arrays = [np.load(n) for n in names]
     return (arrays[0], arrays[1]), (arrays[2], arrays[3])
   (xtr, ytr), (xte, yte) = build()
-  os.makedirs(cache, exist_ok=True)
   for name, array in zip(names, (xtr, ytr, xte, yte)):
-    tmp = f"{name}.tmp.npy"  # atomic: a killed write leaves no array that looks complete
-    np.save(tmp, array)
-    os.replace(tmp, name)
+    with io.atomic_path(name) as tmp:  # a killed write leaves no array that looks complete
+      np.save(tmp, array)
   return (xtr, ytr), (xte, yte)
 
 

@@ -177,8 +177,9 @@ def dpsgd_mechanism(cfg, largest_set: int | None = None) -> SampledGaussian:
                      f"dataset_size={cfg.dataset_size!r}.")
   n = cfg.dataset_size
   largest_set = max(largest_set or n, 1)
-  return SampledGaussian(float(cfg.dp_noise), cfg.poisson_rate, cfg.epochs * cfg.steps_per_epoch(n),
-                         largest_set, poisson_capacity(cfg.poisson_rate * n, largest_set))
+  return SampledGaussian(float(cfg.dp_noise), cfg.poisson_rate,
+                         cfg.epochs * cfg.steps_per_epoch(n), largest_set,
+                         poisson_capacity(cfg.poisson_rate * n, largest_set))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -251,7 +251,7 @@ class Condense(_PerClass):
     config is prepared for all runs at once (one sampling rate and noise for every run)."""
     condenser = get_condenser(self.method)
     if condenser.private:
-      return dataclasses.replace(self, config=condenser.prepared(
+      return dataclasses.replace(self, config=condenser.prepare(
           self._config(pool), pool.labels, pool.num_classes, np.asarray(keep, bool)))
     if self.config is None:
       return self
@@ -267,7 +267,7 @@ class Condense(_PerClass):
         base, loss=condenser.train_loss)
     if not condenser.private:
       return train, None
-    return train, condenser.prepared(self._config(pool), pool.labels, pool.num_classes,
+    return train, condenser.prepare(self._config(pool), pool.labels, pool.num_classes,
                                      np.asarray(keep, bool)).guarantee()
 
   def build_training_set(self, key, pool, keep, progress=False):

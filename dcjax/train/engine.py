@@ -53,10 +53,6 @@ class _Plan:
   microbatch: int | None
   has_batch_stats: bool
 
-  @property
-  def poisson_rate(self) -> float:
-    return self.cfg.poisson_rate
-
 
 def resolve_strategy(cfg: TrainConfig) -> str:
   if cfg.strategy != "auto":
@@ -157,7 +153,7 @@ def _train_step(plan: _Plan, tx, state, pool_x, pool_y, order, n_in, weights, st
   poisson = plan.cfg.sampling == "poisson"
   if poisson:
     idx, valid = mechanisms.poisson_sample(key_tree.step(sample_key, step), mask,
-                                           plan.poisson_rate, plan.batch_size)
+                                           plan.cfg.poisson_rate, plan.batch_size)
   else:
     step_in_epoch = jnp.mod(step, plan.steps_per_epoch)
     idx, valid = _batch_indices(order, n_in, step_in_epoch, plan.batch_size)
@@ -184,7 +180,7 @@ def _train_step(plan: _Plan, tx, state, pool_x, pool_y, order, n_in, weights, st
   total = jnp.sum(wb)
   # Poisson: the expected batch q * n of the public size n, one constant for every run (a
   # normaliser from the batch or from a run's members would release their number)
-  normaliser = plan.poisson_rate * plan.cfg.dataset_size if poisson else total
+  normaliser = plan.cfg.poisson_rate * plan.cfg.dataset_size if poisson else total
   scale = 1.0 / jnp.maximum(normaliser, 1e-12)
   grads = jax.tree.map(lambda g: g * scale, grads)
   upd, new_opt = tx.update(grads, opt_state, params)
