@@ -65,12 +65,15 @@ rm -rf "$OUT/audit_quick/stages"  # keep results.json and report.md, not the arr
 # The paper-scale slice: every recipe kind (DM, DSA, MTT, FRePo, DP-SGD, NDPDC, the baselines)
 # on CIFAR-shaped arrays (random uint8 32x32x3, 10 classes, through --dataset npz:PATH),
 # 4 runs, shortened iterations and epochs; audit_slice.json holds each recipe stage's seconds
-# (compile included) from its results.json. CPU form: 8x8x3 and fewer iterations.
+# split into compile (jax.monitoring's compile events) and steady state, from its results.json.
+# CPU form: the same 32x32x3 shape (the quick preset on a CIFAR-shaped npz, end to end), a
+# 200-image pool and fewer iterations.
 if [ "${CHECK_SIZE:-full}" = tiny ]; then
-  SLICE_SHAPE=8; SLICE=(--pool-size 200 --epochs 3 --real-epochs 2 --dp-epochs 1
+  SLICE_SHAPE=32; SLICE=(--pool-size 200 --epochs 3 --real-epochs 2 --dp-epochs 1
     --dm.iterations 2 --dsa.iterations 1 --dsa.outer_loop 1 --dsa.inner_loop 1
     --mtt.iterations 2 --mtt.syn_steps 2 --mtt.max_start_epoch 1 --mtt.num_experts 1
-    --frepo.iterations 2 --ndpdc.iterations 2 --net ConvNetD1 --cond-net ConvNetD1)
+    --frepo.iterations 2 --ndpdc.iterations 2 --net ConvNetD1 --cond-net ConvNetD1
+    --ssim-shortlist 4)  # numpy SSIM at 32x32x3: ~50 s per released set with 64 on 2 cores
 else
   SLICE_SHAPE=32; SLICE=(--pool-size 1000 --epochs 50 --real-epochs 5 --dp-epochs 2
     --dm.iterations 50 --dsa.iterations 2 --mtt.iterations 10 --mtt.num_experts 1
@@ -89,15 +92,19 @@ s = $SLICE_SHAPE
 x = rng.integers(0, 256, (1200, s, s, 3), dtype=np.uint8); y = np.arange(1200) % 10
 np.savez('$OUT/cifar_like.npz', x_train=x[:1000], y_train=y[:1000], x_test=x[1000:], y_test=y[1000:])"
 start=$SECONDS
-timeout "$(limit 300)" python3 -m experiments.audit --preset quick --dataset "npz:$OUT/cifar_like.npz" \
+SLICE_LIMIT=300; [ "$T" -gt 0 ] && SLICE_LIMIT=900  # CPU form: ~4 min here, 2.4x on slow CPUs
+timeout "$SLICE_LIMIT" python3 -m experiments.audit --preset quick --dataset "npz:$OUT/cifar_like.npz" \
   --runs 4 --ipc 2 --recipes "$SLICE_RECIPES" --canaries "$SLICE_CANARIES" "${SLICE[@]}" \
   --out "$OUT/audit_slice" --quiet > "$OUT/audit_slice.log" 2>&1
 rc=$?
 python3 -c "
 import json
 r = json.load(open('$OUT/audit_slice/results.json'))
+total, compiled = r['stage_seconds'], r['compile_seconds']
+steady = {k: round(v - compiled[k], 1) for k, v in total.items() if compiled.get(k) is not None}
 print(json.dumps({'rc': $rc, 'wall_sec': $((SECONDS - start)), 'shape': [$SLICE_SHAPE] * 2 + [3],
-                  'stage_seconds': r['stage_seconds'], 'runs': r['runs']}, indent=2))" \
+                  'stage_seconds': total, 'compile_seconds': compiled,
+                  'steady_seconds': steady, 'runs': r['runs']}, indent=2))" \
   > "$OUT/audit_slice.json" 2>> "$OUT/audit_slice.log" || rc=1
 echo "audit_slice rc=$rc seconds=$((SECONDS - start))" | tee -a "$OUT/phases.txt"
 rm -rf "$OUT/audit_slice/stages" "$OUT/cifar_like.npz"

@@ -13,6 +13,7 @@ import tempfile
 from typing import Any
 
 import jax
+import numpy as np
 
 import dcjax
 
@@ -77,6 +78,13 @@ def write_text_atomic(path: str, text: str) -> None:
 def write_json_atomic(path: str, payload: Any) -> None:
   """Writes JSON to a temporary file in the same directory, then renames it into place."""
   write_text_atomic(path, json.dumps(to_jsonable(payload), indent=2, sort_keys=True) + "\n")
+
+
+def write_npz_atomic(path: str, arrays: dict) -> None:
+  """``np.savez_compressed`` of ``arrays`` to a temporary file, then renamed into place."""
+  with atomic_path(path) as tmp:
+    with open(tmp, "wb") as f:
+      np.savez_compressed(f, **arrays)
 
 
 def slug(name: str) -> str:

@@ -6,6 +6,8 @@ shows the whole tree (study -> run -> stage -> step -> purpose):
     key(seed)
     ├─ split 4 -> pool (the pool's subset), keep (the masks), runs, theory   audit.study
     ├─ purpose(key, CANARY)                 the planted canaries                audit.study
+    ├─ purpose(key, BUDGET)                 the shadow-budget curve's draws     audit.study
+    │  └─ budget_draw(., k, t)              target t's k references             mia.budget
     └─ runs
        └─ run(runs, r)                      run r, the same for every recipe  runs.pipeline
           ├─ stage(run, TRAINING_SET)       the recipe's training set
@@ -43,6 +45,7 @@ CANARY = 0xCA7A
 SETUP = 0x5E70
 STATE = 0x57A7
 NOISE = 0x6E6F6973
+BUDGET = 0xB0D6
 
 
 def run(key: jax.Array, r: int) -> jax.Array:
@@ -68,6 +71,11 @@ def step(key: jax.Array, i) -> jax.Array:
 def purpose(key: jax.Array, which: int) -> jax.Array:
   """A named branch of ``key`` (CANARY, SETUP, STATE, NOISE, BATCH_STATS)."""
   return jax.random.fold_in(key, which)
+
+
+def budget_draw(key: jax.Array, k: int, target: int) -> jax.Array:
+  """The draw of target run ``target``'s ``k`` references under the budget key."""
+  return jax.random.fold_in(jax.random.fold_in(key, k), target)
 
 
 def condensation_keys(key: jax.Array) -> tuple[jax.Array, jax.Array]:

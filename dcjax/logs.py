@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 import sys
 
+import jax
+
 LOGGER = logging.getLogger("dcjax")
 FORMAT = "%(asctime)s %(levelname).1s %(name)s] %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -81,3 +83,31 @@ class TensorBoardWriter(MetricsWriter):
 def metrics_writer(logdir: str | None) -> MetricsWriter:
   """A TensorBoard writer for ``logdir``, or one that writes nothing (None)."""
   return MetricsWriter() if logdir is None else TensorBoardWriter(logdir)
+
+
+_COMPILE_EVENTS = "/jax/core/compile/"  # tracing, lowering and XLA's compile of every jit
+
+
+class CompileClock:
+  """Seconds jax spent compiling (tracing, lowering, XLA compile) while the clock is open, read
+  from ``jax.monitoring``'s duration events, so that a stage's wall time splits into compile and
+  steady state (``seconds - compile_seconds``). Single-threaded use; nestable.
+
+    with logs.CompileClock() as clock:
+      ...
+    clock.seconds
+  """
+
+  def __init__(self):
+    self.seconds = 0.0
+
+  def _listen(self, event: str, duration: float, **_) -> None:
+    if event.startswith(_COMPILE_EVENTS):
+      self.seconds += duration
+
+  def __enter__(self) -> "CompileClock":
+    jax.monitoring.register_event_duration_secs_listener(self._listen)
+    return self
+
+  def __exit__(self, *exc) -> None:
+    jax.monitoring.unregister_event_duration_listener(self._listen)

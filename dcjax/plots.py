@@ -227,3 +227,52 @@ def distance_histograms(groups: dict[str, dict[str, np.ndarray]], path: str,
     ax.legend(fontsize=7, loc="upper right")  # "best" searches the data: slow
     ax.grid(alpha=0.3)
   return _save(fig, path, title, dpi=110)
+
+
+def captioned_row(pixels: np.ndarray, captions, path: str, title: str = "",
+                  framed=(), per_row: int = 8) -> str:
+  """Images in rows of ``per_row`` with a caption under each; indices in ``framed`` get a red
+  frame (e.g. canaries or init images). pixels: (E, H, W, C) in [0, 1]."""
+  plt = _pyplot()
+  rows = [list(pixels[i:i + per_row]) for i in range(0, len(pixels), per_row)]
+  frames = {(i // per_row, i % per_row) for i in framed}
+  canvas, ch, cw = _mosaic(rows, frames, pad=max(3, pixels.shape[1] // 2))
+  fig, ax = _show_mosaic(plt, canvas, ch, cw, [""] * len(rows), scale=1.1 / cw)
+  for i, caption in enumerate(captions):
+    r, j = divmod(i, per_row)
+    ax.text(cw * j + cw / 2, ch * (r + 1) + 0.5, str(caption), ha="center", va="top",
+            fontsize=5)
+  return _save(fig, path, title, dpi=130)
+
+
+def attack_vs_shadows(curves: dict[str, dict[str, list[dict]]], path: str,
+                      title: str = "") -> str:
+  """The shadow-budget curve: one column per attack, AUC (top) and TPR at the curve's FPR
+  (bottom) against the number k of reference runs (log 2 axis), one line per recipe with its
+  95% intervals. curves: {recipe: {attack: [{k, auc, auc_ci95, tpr, tpr_ci95, fpr}]}}."""
+  plt = _pyplot()
+  attacks = sorted({a for per in curves.values() for a in per})
+  fig, axes = plt.subplots(2, len(attacks), figsize=(3.4 * len(attacks), 6.2), squeeze=False,
+                           sharex=True)
+  for col, attack in enumerate(attacks):
+    for i, (recipe, per) in enumerate(curves.items()):
+      rows = per.get(attack) or []
+      if not rows:
+        continue
+      k = np.array([r["k"] for r in rows])
+      for row, (value, ci) in enumerate((("auc", "auc_ci95"), ("tpr", "tpr_ci95"))):
+        v = np.array([r[value] for r in rows])
+        lo, hi = (np.array([r[ci][j] for r in rows]) for j in (0, 1))
+        axes[row][col].errorbar(k, v, yerr=[v - lo, hi - v], marker="o", ms=3, capsize=2,
+                                lw=1.1, color=f"C{i % 10}", label=recipe)
+    axes[0][col].set_title(attack, fontsize=9)
+    axes[1][col].set_xlabel("reference runs k")
+    for row in (0, 1):
+      axes[row][col].set_xscale("log", base=2)
+      axes[row][col].grid(alpha=0.3)
+  fpr = next((r["fpr"] for per in curves.values() for rows in per.values() for r in rows), 0.001)
+  axes[0][0].set_ylabel("AUC (95% interval)")
+  axes[1][0].set_ylabel(f"TPR at FPR {fpr:g} (95% interval)")
+  handles, labels = axes[0][0].get_legend_handles_labels()
+  fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+  return _save(fig, path, title, dpi=110)

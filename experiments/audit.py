@@ -23,6 +23,7 @@ import os
 
 from dcjax import cli, distributed, logs
 from dcjax.audit import PRESETS, AuditConfig, get_preset, run_audit
+from dcjax.audit import imported
 from dcjax.audit.config import PRESET_SUMMARIES
 from dcjax.condense import settings as settings_lib
 from dcjax.data.loaders import TFDS_NAMES
@@ -67,8 +68,8 @@ def _preset_table() -> str:
   return "\n".join(lines)
 
 
-def build_parser(prog: str = "python -m experiments.audit", description: str = __doc__
-                 ) -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m experiments.audit", description: str = __doc__,
+                 membership_only: bool = False) -> argparse.ArgumentParser:
   p = cli.ArgumentParser(prog=prog, description=description,
                               epilog=_preset_table(),
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -94,6 +95,15 @@ def build_parser(prog: str = "python -m experiments.audit", description: str = _
                  help="write condensation losses, accuracies per run, AUCs and stage "
                  "throughput as TensorBoard event files to DIR (needs tensorboardX: the "
                  "tensorboard extra)")
+  if membership_only:
+    p.add_argument("--from-logits", default=None, metavar="DIR",
+                   help="attack runs trained elsewhere, read from DIR in the LiRA reference "
+                   "layout (y_train.npy, experiment-<r>_<M>/keep.npy and logits/<epoch>.npy; "
+                   "dcjax.mia.lira_layout), instead of training any; honours --attacks, "
+                   "--primary-attack, --seed and --out")
+    p.add_argument("--export-lira", default=None, metavar="DIR",
+                   help="after the study, write every recipe's runs to DIR/<recipe>/ in the "
+                   "LiRA reference layout (with the test split's logits as RMIA's population)")
   cli.add_config_flags(p, AuditConfig, docs=_HELP, preset_defaults=True)
   cli.add_condenser_flags(p)  # --<method>.<field>, over the preset's condenser settings
   return p
@@ -103,8 +113,17 @@ def main(argv: list[str] | None = None, membership_only: bool = False) -> dict:
   """``membership_only``: the runs and attacks alone (``experiments.mia``)."""
   name = "mia" if membership_only else "audit"
   parser = build_parser(f"python -m experiments.{name}",
-                        _MIA_DOC if membership_only else __doc__)
+                        _MIA_DOC if membership_only else __doc__, membership_only)
   args = parser.parse_args(argv)
+  if getattr(args, "from_logits", None):
+    logs.setup()
+    defaults = get_preset(args.preset)
+    return imported.audit_logits(
+        args.from_logits, args.out or os.path.join("runs", "mia", "from_logits"),
+        attacks=(tuple(a.strip() for a in args.attacks.split(",") if a.strip())
+                 if hasattr(args, "attacks") else None),
+        primary=getattr(args, "primary_attack", defaults.primary_attack),
+        seed=getattr(args, "seed", defaults.seed))
   if args.distributed:
     distributed.initialize()  # before any computation
   overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(AuditConfig)
@@ -122,6 +141,8 @@ def main(argv: list[str] | None = None, membership_only: bool = False) -> dict:
                         membership_only=membership_only, writer=writer)
   if results is None:  # another process than 0 of a study on several hosts: its runs are done
     return {}
+  if getattr(args, "export_lira", None):
+    imported.export_audit(cfg, out, args.export_lira, data_dir=args.data_dir)
   violations = results.get("bound_violations") or []
   if violations:
     first = violations[0]

@@ -173,7 +173,7 @@ def test_a_condenser_added_through_the_registry_runs_in_the_audit(tmp_path):
   toy = res["recipes"]["condense(toy_mean,2,real)"]
   assert toy["kind"] == "condense" and toy["method"] == "toy_mean"
   for name, r in res["recipes"].items():
-    assert r["released_set"] is None and set(r["figures"]) == {"roc"}
+    assert r["released_set"] is None and set(r["figures"]) == {"roc", "exposed"}
     assert os.path.exists(os.path.join(out, r["figures"]["roc"]))
     loss = r["attacks"]["loss"]
     assert loss["all_members"]["positives"] + loss["all_members"]["negatives"] == 4 * 160

@@ -22,6 +22,8 @@ from dcjax.condense import settings as settings_lib
 from dcjax.mia import STRATA, RocPoint, StratumMetrics
 from dcjax.runs import run_recipe
 from experiments import audit as audit_exp
+from experiments import mia as mia_exp
+from dcjax.audit import imported
 from dcjax.audit import analysis
 from dcjax.audit import report as report_lib
 from dcjax.mia import balanced_keep_masks
@@ -157,12 +159,68 @@ def test_random_subset_init_images_are_their_own_nearest_real_images(tiny_audit)
   assert noise["l2"]["own_init_fraction"] is None
 
 
+def test_scores_budget_curve_exposure_and_rmia_choices_are_saved(tiny_audit):
+  out, results = tiny_audit
+  real = results["recipes"]["real"]
+  n = results["pool_size"]
+  with np.load(os.path.join(out, "scores.npz")) as scores:
+    assert scores["labels"].shape == (n,) and scores["is_canary"].sum() == TINY.canaries
+    for name, r in results["recipes"].items():
+      assert scores[f"{name}/keep"].shape == (TINY.runs, n)
+      for attack in TINY.attack_names:
+        assert scores[f"{name}/scores/{attack}"].shape == (TINY.runs, n)
+        assert scores[f"{name}/exposure/{attack}"].shape == (n,)
+    # the scores are those the metrics were computed from: the loss attack's AUC again
+    from dcjax.mia import attack_metrics  # pylint: disable=import-outside-toplevel
+    kept = ~scores["is_canary"]
+    again = attack_metrics(scores["real/scores/loss"][:, kept], scores["real/keep"][:, kept])
+    assert again.auc == pytest.approx(real["attacks"]["loss"]["all_members"]["auc"], abs=1e-12)
+  ks = {a: [row["k"] for row in rows] for a, rows in real["shadow_budget"].items()}
+  assert ks["lira_offline_fixed"] == [1, 2, 3] and ks["rmia_online"] == [2, 3]
+  assert "loss" not in ks and not any(a.endswith("_per_view") for a in ks)
+  details = real["attack_details"]["rmia_offline"]
+  assert details["population"] == "test split" and details["population_size"] == (
+      results["test_size"])
+  assert len(details["offline_a"]["per_target"]) == TINY.runs
+  top = real["exposure"]["most_exposed"]
+  assert len(top) == 16 and all(0.0 <= t["exposure"] <= 1.0 for t in top)
+  assert [t["exposure"] for t in top] == sorted((t["exposure"] for t in top), reverse=True)
+  with open(os.path.join(out, "report.md")) as f:
+    report = f.read()
+  assert "## Attacks against the number of reference runs" in report
+  assert "## Per-example exposure" in report and "RMIA's population: the test split" in report
+
+
+def test_exported_runs_read_back_give_the_audits_own_metrics(tiny_audit, tmp_path):
+  out, results = tiny_audit
+  dest = str(tmp_path / "lira")
+  written = imported.export_audit(TINY, out, dest, log=lambda *_: None)
+  assert set(written) == set(results["recipes"])
+  again = mia_exp.main(["--from-logits", dest, "--out", str(tmp_path / "report"),
+                        "--attacks", TINY.attacks, "--primary-attack", TINY.primary_attack])
+  for name, folder in written.items():
+    mine = results["recipes"][name]
+    theirs = again["recipes"][os.path.basename(folder)]
+    for attack in TINY.attack_names:
+      for stratum in STRATA:
+        a, b = mine["attacks"][attack][stratum], theirs["attacks"][attack][stratum]
+        if a is None:
+          assert b is None
+          continue
+        # DP recipes add a 10% FPR row (checked against their bound): compare the shared rows
+        shared = set(a["tpr_at_fpr"]) & set(b["tpr_at_fpr"])
+        assert shared and {**a, "tpr_at_fpr": {k: a["tpr_at_fpr"][k] for k in shared}} == {
+            **b, "tpr_at_fpr": {k: b["tpr_at_fpr"][k] for k in shared}}, (name, attack, stratum)
+    assert theirs["shadow_budget"] == mine["shadow_budget"]
+    assert theirs["exposure"] == mine["exposure"]
+
+
 def test_report_references_every_figure_and_figures_exist(tiny_audit):
   out, results = tiny_audit
   with open(os.path.join(out, "report.md")) as f:
     report = f.read()
   linked = set(re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report))
-  expected = {results["figures"]["accuracy_vs_tpr"]}
+  expected = {results["figures"]["accuracy_vs_tpr"], results["figures"]["attack_vs_shadows"]}
   for r in results["recipes"].values():
     expected |= set(r["figures"].values())
   assert expected <= linked
@@ -382,7 +440,8 @@ def test_a_fake_dp_recipe_that_trains_without_noise_is_flagged():
   logits[:, 0, np.arange(n), labels] += np.where(keep, 6.0, 0.0)
   res = RunResults(view_logits=logits, keep=keep, init_indices=np.zeros((runs, 0), np.int32),
                    train_images=None, variables=None, test_accuracy=np.full(runs, 0.5))
-  pool = SimpleNamespace(labels=labels, num_classes=classes)
+  pool = SimpleNamespace(labels=labels, num_classes=classes, images=np.zeros((n, 2, 2, 1)),
+                         preprocessing=SimpleNamespace(invert=lambda x: x))
   cfg = AuditConfig(runs=runs, attacks="loss,lira_offline_fixed")
   fake = FakeDP()
   flagged = analysis.analyse_recipe(cfg, fake, res, pool,

@@ -42,3 +42,17 @@ def test_no_directory_writes_nothing(tmp_path):
   with logs.metrics_writer(None) as writer:
     writer.scalar("x", 1.0)
   assert os.listdir(tmp_path) == []
+
+
+def test_the_compile_clock_counts_a_compile_and_not_a_cached_call():
+  f = jax.jit(lambda x: (x @ x.T).sum() * 3.0 + 1.25)  # a program no other test compiles
+  x = jax.numpy.ones((7, 5))
+  with logs.CompileClock() as first:
+    f(x).block_until_ready()
+  with logs.CompileClock() as second:
+    f(x).block_until_ready()
+  assert first.seconds > 0.0
+  assert second.seconds < first.seconds / 10
+  with logs.CompileClock() as other_shape:  # a new shape is a new compile
+    f(jax.numpy.ones((3, 2))).block_until_ready()
+  assert other_shape.seconds > 0.0

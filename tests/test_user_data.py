@@ -10,6 +10,7 @@ from PIL import Image
 
 from dcjax.data import load_dataset
 from dcjax.errors import RuntimeRefusal
+from experiments import audit as audit_exp
 from experiments import mia as mia_exp
 
 
@@ -102,6 +103,21 @@ def test_the_audit_runs_on_an_npz_file_and_refuses_a_changed_one(tmp_path):
   _write_npz(path, np.random.default_rng(4))  # other pixels under the same name
   with pytest.raises(RuntimeRefusal, match="different configuration.*data"):
     mia_exp.main(args)
+
+
+def test_the_audit_runs_on_an_image_folder(tmp_path):
+  root = tmp_path / "imgs"
+  _write_folder(root, np.random.default_rng(5))
+  out = str(tmp_path / "audit")
+  res = audit_exp.main(["--dataset", f"folder:{root}", "--runs", "4", "--ipc", "1",
+                        "--recipes", "random_subset,condense(dm,init=real)", "--epochs", "2",
+                        "--real-epochs", "2", "--dm.iterations", "2", "--net", "ConvNetD1",
+                        "--cond-net", "ConvNetD1", "--attacks", "loss", "--primary-attack",
+                        "loss", "--canaries", "0", "--theory-iterations", "5",
+                        "--ssim-shortlist", "4", "--out", out, "--quiet"])
+  assert res["dataset"] == f"folder:{root}" and res["pool_size"] == 27
+  assert set(res["recipes"]) == {"random_subset(1)", "condense(dm,1,real)"}
+  assert os.path.exists(os.path.join(out, "report.md"))
 
 
 class _FakeSource:

@@ -7,13 +7,19 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import jax
 import numpy as np
 import scipy.stats
+
+from dcjax import key_tree
 
 from dcjax.audit.config import AuditConfig
 from dcjax.data.dataset import Dataset
 from dcjax.data.facts import SPLIT_SIZES
-from dcjax.mia import STRATA, StratumMetrics, attack_runs, init_masks, stratified_metrics
+from dcjax.mia import (STRATA, Population, StratumMetrics, attack_runs, init_masks,
+                       stratified_metrics)
+from dcjax.mia import budget, exposure
+from dcjax.mia.attacks import PER_VIEW
 from dcjax.mia.metrics import DEFAULT_FPRS, attack_metrics, roc_curve, roc_on_grid
 from dcjax.audit.theory import linear_dm_check, m_over_n_rows, one_example_influence
 from dcjax.audit.visual import released_set_privacy
@@ -30,7 +36,8 @@ SCHEMA = 4  # of results.json (README, "results.json")
 class RecipeAnalysis:
   """One recipe's summary (JSON-ready, as in results.json) and what its figures are drawn from:
   ROC curves {panel: {stratum: (fpr, tpr)}}, distance groups {metric: {group: distances}}, and
-  for run 0 the synthetic pixels, the nearest pool images and the init images (pool indices)."""
+  for run 0 the synthetic pixels, the nearest pool images and the init images (pool indices);
+  the most exposed pool images; the per-example arrays that go to scores.npz."""
 
   summary: dict
   curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]
@@ -41,20 +48,29 @@ class RecipeAnalysis:
   init_pixels: np.ndarray | None = None  # (S, H, W, C), recipes with init images
   labels: np.ndarray | None = None  # (S,)
   bound: tuple[np.ndarray, np.ndarray, str] | None = None  # proven (fpr, tpr, label)
+  exposed_pixels: np.ndarray | None = None  # (E, H, W, C): the most exposed pool images
+  exposed_captions: np.ndarray | None = None  # (E,) str
+  exposed_labels: np.ndarray | None = None  # (E,)
+  arrays: dict[str, np.ndarray] | None = None  # for scores.npz: keep, init, scores/<attack>...
 
 
 def analyse_recipe(cfg: AuditConfig, recipe: Recipe, res: RunResults, pool: Dataset,
                    is_canary: np.ndarray | None = None,
-                   guarantee: accounting.Guarantee | None = None) -> RecipeAnalysis:
+                   guarantee: accounting.Guarantee | None = None,
+                   test_labels: np.ndarray | None = None) -> RecipeAnalysis:
   """Attacks on the trained models, plus the released-set analysis for recipes whose training
   set is released (all but those that train on the pool), the canary bounds where the pool
   holds canaries (``is_canary`` (N,)), and the check against the proven bound for recipes with
-  a ``guarantee`` (from ``recipe.plan``)."""
+  a ``guarantee`` (from ``recipe.plan``). ``test_labels`` (T,) with ``res.test_view_logits``:
+  RMIA's population."""
   canary = None if is_canary is None or not np.any(is_canary) else np.asarray(is_canary, bool)
   # a DP recipe's TPRs are checked against its bound at 10% FPR too
   fprs = DEFAULT_FPRS if guarantee is None else CHECKED_FPRS
+  population = None
+  if test_labels is not None and res.test_view_logits is not None:
+    population = Population(res.test_view_logits, np.asarray(test_labels), "test split")
   attacks = attack_runs(res.view_logits, pool.labels, res.keep, res.init_indices,
-                        cfg.attack_names, fprs=fprs, exclude=canary)
+                        cfg.attack_names, fprs=fprs, exclude=canary, population=population)
   curves = {a: r.curves for a, r in attacks.items()}
   acc = res.test_accuracy
   summary = {
@@ -64,6 +80,7 @@ def analyse_recipe(cfg: AuditConfig, recipe: Recipe, res: RunResults, pool: Data
       "test_accuracy": {"mean": float(acc.mean()), "std": float(acc.std()),
                         "per_run": acc.tolist()},
       "attacks": {a: r.to_json() for a, r in attacks.items()}, "released_set": None,
+      "attack_details": {a: r.details for a, r in attacks.items() if r.details is not None},
   }
   extra: dict[str, Any] = {}
   if res.train_images is not None:
@@ -82,7 +99,49 @@ def analyse_recipe(cfg: AuditConfig, recipe: Recipe, res: RunResults, pool: Data
         guarantee, summary["attacks"], summary["canaries"], summary["released_set"])
   summary["roc_grid"] = {a: {s: [c.tolist() for c in roc_on_grid(*curve)]
                              for s, curve in per.items()} for a, per in curves.items()}
-  return RecipeAnalysis(summary=summary, curves=curves, **extra)
+  summary["shadow_budget"] = budget.shadow_budget_curve(
+      key_tree.purpose(jax.random.key(cfg.seed), key_tree.BUDGET), res.view_logits,
+      pool.labels, res.keep, [a for a in cfg.attack_names if not a.endswith(PER_VIEW)],
+      population, exclude=canary)
+  summary["exposure"], exposure_extra = _exposure(cfg, attacks, res, pool, canary)
+  return RecipeAnalysis(summary=summary, curves=curves, **extra, **exposure_extra)
+
+
+EXPOSED_SHOWN = 16
+
+
+def exposure_summary(attacks, keep, init_indices, primary: str, canary=None
+                     ) -> tuple[dict, dict[str, np.ndarray]]:
+  """Every attack's per-example exposure (TPR at 1% FPR over the runs where the example is IN;
+  ``dcjax.mia.exposure``) and the primary attack's most exposed examples. Returns (summary for
+  results.json, arrays for scores.npz: keep, init, scores/<attack>, exposure/<attack>)."""
+  is_init = init_masks(init_indices, keep.shape[1])
+  per_attack = {a: exposure.per_example_tpr(r.scores, keep, exposure.EXPOSURE_FPR, canary)
+                for a, r in attacks.items()}
+  primary_exposure = per_attack[primary]
+  summary = {"attack": primary, "fpr": exposure.EXPOSURE_FPR,
+             "mean": float(np.nanmean(primary_exposure)),
+             "most_exposed": exposure.most_exposed(primary_exposure, EXPOSED_SHOWN, is_init,
+                                                   canary, keep)}
+  arrays = {"keep": keep, "init": is_init,
+            **{f"scores/{a}": r.scores for a, r in attacks.items()},
+            **{f"exposure/{a}": e for a, e in per_attack.items()}}
+  return summary, arrays
+
+
+def _exposure(cfg: AuditConfig, attacks, res: RunResults, pool, canary) -> tuple[dict, dict]:
+  """exposure_summary, plus the most exposed pool images for the figure."""
+  summary, arrays = exposure_summary(attacks, res.keep, res.init_indices, cfg.primary_attack,
+                                     canary)
+  top = summary["most_exposed"]
+  index = np.array([r["index"] for r in top])
+  captions = np.array([f"#{r['index']} {r['exposure']:.2f}"
+                       + (" canary" if r["canary"] else "")
+                       + (f" init {r['init_fraction']:.0%}" if r.get("init_fraction") else "")
+                       for r in top])
+  return summary, {"exposed_pixels": np.asarray(pool.preprocessing.invert(pool.images[index])),
+                   "exposed_captions": captions,
+                   "exposed_labels": np.asarray(pool.labels)[index], "arrays": arrays}
 
 
 CHECKED_FPRS = (0.001, 0.01, 0.1)

@@ -34,6 +34,13 @@ def draw_recipe(name: str, analysis: RecipeAnalysis, out: str, subtitle: str) ->
                         num_classes, os.path.join(out, figures["init"]),
                         names=("synthetic", "init"),
                         title=f"{name}, run 0: synthetic image | its init image")
+  if analysis.exposed_pixels is not None and len(analysis.exposed_pixels):
+    figures["exposed"] = f"exposed_{slug}.png"
+    framed = [i for i, c in enumerate(analysis.exposed_captions) if "canary" in c or "init" in c]
+    plots.captioned_row(analysis.exposed_pixels, analysis.exposed_captions,
+                        os.path.join(out, figures["exposed"]), framed=framed,
+                        title=f"{name}: the most exposed pool images (#index, TPR at 1% FPR "
+                        "over its IN runs; framed: canary or init image)")
   figures["roc"] = f"roc_{slug}.png"
   plots.roc_panels(analysis.curves, os.path.join(out, figures["roc"]),
                    title=f"{name} on {subtitle}", bound=analysis.bound)
@@ -43,6 +50,12 @@ def draw_recipe(name: str, analysis: RecipeAnalysis, out: str, subtitle: str) ->
 def draw_accuracy_vs_tpr(points: list[dict], out: str, title: str) -> str:
   name = "accuracy_vs_tpr.png"
   plots.accuracy_vs_tpr(points, os.path.join(out, name), title=title)
+  return name
+
+
+def draw_attack_vs_shadows(curves: dict, out: str, title: str) -> str:
+  name = "attack_vs_shadows.png"
+  plots.attack_vs_shadows(curves, os.path.join(out, name), title=title)
   return name
 
 

@@ -108,10 +108,86 @@ def render(results: dict) -> str:
   for name, r in rec.items():
     lines.append(f"![ROC {name}]({r['figures']['roc']})")
   lines += [""]
+  lines += _shadow_budget(results) + _exposure(results)
   if not results.get("membership_only"):
     lines += _visual(results) + _theory(results)
   lines += _setup(results)
   return "\n".join(lines) + "\n"
+
+
+def render_imported(results: dict) -> str:
+  """The report of runs read from the LiRA layout (``dcjax.audit.imported``): every attack and
+  stratum, the shadow-budget curve and the exposure; no accuracy, released set or theory."""
+  lines = [f"# Membership attacks on runs from `{results['source']}`", "",
+           "Runs trained elsewhere, read in the LiRA reference layout; every run serves once as "
+           "the target (leave-one-out). Intervals are 95% (cluster bootstrap over examples for "
+           f"the AUC, Clopper-Pearson for TPRs). Primary attack `{results['primary_attack']}`; "
+           f"code `{results['code_version']}`.", "", "| set | runs | examples |", "|---|---|---|"]
+  lines += [f"| {n} | {r['runs']} | {r['examples']} |" for n, r in results["recipes"].items()]
+  lines += ["", "## Every attack, every stratum", "", _METRICS_HEAD]
+  for name, r in results["recipes"].items():
+    for a in results["attacks"]:
+      for stratum in STRATA:
+        if r["attacks"][a][stratum] is not None:
+          lines.append(_metrics_row(name, a, stratum, _metrics(r["attacks"][a][stratum])))
+  lines += [""] + [f"![ROC {n}]({r['figures']['roc']})" for n, r in results["recipes"].items()]
+  lines += [""] + _shadow_budget(results) + _exposure(results)
+  return "\n".join(lines) + "\n"
+
+
+def _shadow_budget(results: dict) -> list[str]:
+  """How many reference runs each attack needs: AUC and TPR at 0.1% FPR per budget k."""
+  rec = {n: r for n, r in results["recipes"].items() if r.get("shadow_budget")}
+  if not rec:
+    return []
+  ks = sorted({row["k"] for r in rec.values() for rows in r["shadow_budget"].values()
+               for row in rows})
+  lines = ["## Attacks against the number of reference runs", "",
+           "Each target run attacked with k reference runs drawn from the others (a key per "
+           "target and k), metrics on all members pooled over targets; a cell is AUC / TPR at "
+           "0.1% FPR. Online attacks need IN and OUT references and start at k = 2. "
+           "`rmia_offline` tunes a on a pair of runs; at k = 1 the pair takes one run beyond "
+           "the budget.", "", "| recipe | attack | " + " | ".join(f"k={k}" for k in ks) + " |",
+           "|---|---|" + "---|" * len(ks)]
+  for name, r in rec.items():
+    for attack, rows in r["shadow_budget"].items():
+      by_k = {row["k"]: row for row in rows}
+      cells = [f"{by_k[k]['auc']:.3f} / {_pct(by_k[k]['tpr'])}" if k in by_k else "—"
+               for k in ks]
+      lines.append(f"| {name} | {attack} | " + " | ".join(cells) + " |")
+  figure = results.get("figures", {}).get("attack_vs_shadows")
+  if figure:
+    lines += ["", f"![attacks against reference runs]({figure})"]
+  details = [(n, a, d) for n, r in rec.items()
+             for a, d in (r.get("attack_details") or {}).items()]
+  if details:
+    n, _, d = details[0]
+    lines += ["", f"RMIA's population: the {d['population']} ({d['population_size']} examples, "
+              f"no run trained on them); gamma {d['gamma']}, softmax temperature "
+              f"{d['temperature']}. Offline a per recipe (median over targets): " + ", ".join(
+                  f"{n} {d['offline_a']['median']:.1f}" for n, a, d in details
+                  if "offline_a" in d) + "."]
+  return lines + [""]
+
+
+def _exposure(results: dict) -> list[str]:
+  rec = {n: r for n, r in results["recipes"].items() if r.get("exposure")}
+  if not rec:
+    return []
+  first = next(iter(rec.values()))["exposure"]
+  lines = ["## Per-example exposure", "",
+           f"An example's exposure is its TPR at {first['fpr']:.0%} FPR (`{first['attack']}`) "
+           "over the runs where it is a member. Every attack's (M, N) scores, the keep masks "
+           "and every exposure are in `scores.npz`.", "",
+           "| recipe | mean exposure | most exposed (index: exposure) |", "|---|---|---|"]
+  for name, r in rec.items():
+    e = r["exposure"]
+    top = ", ".join(f"{t['index']}: {t['exposure']:.2f}" + (" (canary)" if t["canary"] else "")
+                    for t in e["most_exposed"][:5])
+    lines.append(f"| {name} | {e['mean']:.3f} | {top} |")
+  lines += [""] + [f"![most exposed {n}]({r['figures']['exposed']})" for n, r in rec.items()
+                   if r.get("figures", {}).get("exposed")]
+  return lines + [""]
 
 
 def _guarantee_sentence(results: dict) -> str:
@@ -142,6 +218,10 @@ def _violation_lines(results: dict) -> list[str]:
                  f"{_pct(v['fpr'], 1)} | {_pct(v['tpr'])} | {_pct(v['tpr_low'])} | "
                  f"{_pct(v['bound'])} |")
   return lines + [""]
+
+
+def _or_dash(x: float | None) -> str:
+  return "—" if x is None else f"{x}"
 
 
 def _eps(x: float | None) -> str:
@@ -325,8 +405,10 @@ def _setup(results: dict) -> list[str]:
   cfg = results["config"]
   lines = ["## Configuration and cost", "", "| field | value |", "|---|---|"]
   lines += [f"| {k} | `{v}` |" for k, v in cfg.items()]
-  lines += ["", "| stage | seconds |", "|---|---|"]
-  lines += [f"| {k} | {v} |" for k, v in results["stage_seconds"].items()]
+  compiled = results.get("compile_seconds", {})
+  lines += ["", "| stage | seconds | of which compiling |", "|---|---|---|"]
+  lines += [f"| {k} | {v} | {_or_dash(compiled.get(k))} |"
+            for k, v in results["stage_seconds"].items()]
   lines += ["", "Stages (training sets, parameters, logits) are Orbax checkpoints under "
             "`stages/`; re-running the same command resumes and recomputes nothing that is "
             "finished.", ""]

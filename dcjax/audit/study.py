@@ -7,6 +7,7 @@ Layout of the output directory (bound to the config: another study is refused):
     stages/<recipe>/       resumable stages of every recipe (see dcjax.runs.pipeline) and
                            summary.json, the recipe's metrics (recomputed only if missing)
     results.json           every number of the report (written atomically, last)
+    scores.npz             every attack's (M, N) scores, keep masks, labels, exposures
     report.md, *.png       the report and its figures
 
 The computation is ``dcjax.audit.analysis``, the figures ``dcjax.audit.figures``, the report
@@ -33,9 +34,9 @@ from dcjax.privacy import auditing
 from dcjax.runs import merge_runs, run_recipe, run_recipe_per_run
 
 # what the audit writes in its directory; --recompute removes these and nothing else
-OWNED_ENTRIES = ("stages", "results.json", "report.md", "accuracy_vs_tpr.png",
-                 "accuracy_vs_epsilon.png", "roc_*.png",
-                 "nearest_*.png", "init_*.png", "distances_*.png")
+OWNED_ENTRIES = ("stages", "results.json", "report.md", "scores.npz", "accuracy_vs_tpr.png",
+                 "accuracy_vs_epsilon.png", "attack_vs_shadows.png", "roc_*.png",
+                 "nearest_*.png", "init_*.png", "distances_*.png", "exposed_*.png")
 
 
 def prepare(cfg: AuditConfig, data_dir: str | None = None):
@@ -102,9 +103,24 @@ def _recipe_summary(cfg: AuditConfig, recipe, out: str, keys, pool, test_set, ke
   if membership_only:
     res = dataclasses.replace(res, train_images=None)
   _, guarantee = recipe.plan(runs_cfg.train, pool, keep)
-  result = analysis.analyse_recipe(cfg, recipe, res, pool, is_canary, guarantee)
+  result = analysis.analyse_recipe(cfg, recipe, res, pool, is_canary, guarantee,
+                                   test_labels=test_set.labels)
+  io.write_npz_atomic(os.path.join(stage_dir, str(recipe), SCORES), result.arrays)
   return {**result.summary, "figures": figures.draw_recipe(
       str(recipe), result, out, f"{cfg.dataset}, {cfg.runs} runs")}
+
+
+def _timed_summary(cfg: AuditConfig, recipe, out, keys, pool, test_set, keep, is_canary,
+                   recompute: bool, progress: bool, membership_only: bool, writer) -> dict:
+  """``_recipe_summary`` with its seconds and the part of them jax spent compiling."""
+  since = time.time()
+  with logs.CompileClock() as clock:
+    summary = _recipe_summary(cfg, recipe, out, keys, pool, test_set, keep, is_canary,
+                              recompute, progress, membership_only, writer)
+  summary["seconds"] = round(time.time() - since, 1)
+  summary["compile_seconds"] = round(clock.seconds, 1)  # of "seconds": jax's compiles
+  _write_metrics(writer, str(recipe), summary, cfg)
+  return summary
 
 
 def _header(cfg: AuditConfig, pool_size: int, test_size: int, preset, membership_only: bool
@@ -156,6 +172,12 @@ def _across_recipes(cfg: AuditConfig, results: dict, out: str) -> None:
       analysis.accuracy_points(results, cfg.primary_attack), out,
       title=f"{cfg.dataset}: accuracy vs TPR at 0.1% FPR ({cfg.primary_attack}, {cfg.runs} "
       "runs)")}
+  budget_curves = {n: r["shadow_budget"] for n, r in results["recipes"].items()
+                   if r.get("shadow_budget")}
+  if budget_curves:
+    results["figures"]["attack_vs_shadows"] = figures.draw_attack_vs_shadows(
+        budget_curves, out, title=f"{cfg.dataset}: attacks against the number of reference "
+        f"runs ({cfg.runs} runs, each the target once)")
   if any(r["epsilon_lb"] is not None or r["epsilon_proven"] is not None
          for r in results["epsilon_table"]):
     results["figures"]["accuracy_vs_epsilon"] = figures.draw_accuracy_vs_epsilon(
@@ -176,7 +198,8 @@ def run_audit(cfg: AuditConfig, out: str, data_dir: str | None = None, recompute
   recipe's accuracies, AUC and throughput (None: nothing written).
   """
   writer, start, out = writer or logs.MetricsWriter(), time.time(), os.path.abspath(out)
-  stage_seconds = {}  # per recipe: the seconds of the invocation that computed it
+  # per recipe: the seconds of the invocation that computed it, and the part spent compiling
+  stage_seconds, compile_seconds = {}, {}
   pool, test_set, keep, recipe_list, keys, is_canary = prepare(cfg, data_dir)
   # the data too: a changed data file under the same name (npz:PATH) is refused, not mixed
   data = checkpoint.array_digest(pool.images, pool.labels, test_set.images, test_set.labels)
@@ -191,25 +214,22 @@ def run_audit(cfg: AuditConfig, out: str, data_dir: str | None = None, recompute
   results = _header(cfg, len(pool), len(test_set), preset, membership_only)
   resumed = []
   for i, recipe in enumerate(recipe_list):
-    since = time.time()
     done = time.time() - start
     computed = i - len(resumed)  # the ETA counts only recipes computed in this invocation
-    eta = "" if computed == 0 else (
-        f", ~{done / computed * (len(recipe_list) - i) / 60:.1f} min left")
+    eta = f", ~{done / computed * (len(recipe_list) - i) / 60:.1f} min left" if computed else ""
     log(f"[{i + 1}/{len(recipe_list)}] {recipe} ({done / 60:.1f} min elapsed{eta})")
     stage = summary_stage(out, recipe, cfg, membership_only)
     loaded = stage.load(on_mismatch="redo")
     if loaded is None:
-      summary = _recipe_summary(cfg, recipe, out, keys, pool, test_set, keep, is_canary,
-                                recompute, progress, membership_only, writer)
-      summary["seconds"] = round(time.time() - since, 1)
-      _write_metrics(writer, str(recipe), summary, cfg)
+      summary = _timed_summary(cfg, recipe, out, keys, pool, test_set, keep, is_canary,
+                               recompute, progress, membership_only, writer)
       summary = stage.save(payload=summary).payload
     else:
       summary = loaded.payload
       resumed.append(str(recipe))
     results["recipes"][str(recipe)] = summary
     stage_seconds[str(recipe)] = summary["seconds"]
+    compile_seconds[str(recipe)] = summary.get("compile_seconds")  # None: staged before
     log(report_lib.recipe_line(str(recipe), summary, cfg.primary_attack))
 
   since = time.time()
@@ -218,10 +238,32 @@ def run_audit(cfg: AuditConfig, out: str, data_dir: str | None = None, recompute
   stage_seconds["theory"] = round(time.time() - since, 1)
   _across_recipes(cfg, results, out)
   results["stage_seconds"] = stage_seconds
+  results["compile_seconds"] = compile_seconds
   results["resumed_recipes"] = resumed  # loaded from stages/, their seconds are from then
   results["wall_seconds"] = round(time.time() - start, 1)
+  _merge_scores(out, results["recipes"], pool.labels,
+                np.zeros(len(pool), bool) if is_canary is None else is_canary, log)
   _publish(results, out, log)
   return results
+
+
+SCORES = "scores.npz"
+
+
+def _merge_scores(out: str, recipe_names, labels, is_canary, log) -> None:
+  """out/scores.npz from each recipe's stages/<recipe>/scores.npz: ``labels`` (N,),
+  ``is_canary`` (N,), and per recipe ``<recipe>/keep`` (M, N), ``<recipe>/init`` (M, N) (init
+  image of the run), ``<recipe>/scores/<attack>`` (M, N) leave-one-out membership scores and
+  ``<recipe>/exposure/<attack>`` (N,) TPR at 1% FPR over the example's IN runs."""
+  arrays = {"labels": np.asarray(labels), "is_canary": np.asarray(is_canary, bool)}
+  for name in recipe_names:
+    path = os.path.join(out, "stages", name, SCORES)
+    if not os.path.exists(path):  # a summary staged before scores.npz existed
+      log(f"{name}: no {SCORES} in its stages (staged by an older dcjax); not in {SCORES}")
+      continue
+    with np.load(path) as part:
+      arrays.update({f"{name}/{k}": part[k] for k in part.files})
+  io.write_npz_atomic(os.path.join(out, SCORES), arrays)
 
 
 def _publish(results: dict, out: str, log) -> None:

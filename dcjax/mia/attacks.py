@@ -14,16 +14,21 @@ import numpy as np
 import scipy.stats
 
 from dcjax import checks
+from dcjax.mia import rmia as rmia_lib
+from dcjax.mia.masks import equal_sides
 from dcjax.mia.metrics import DEFAULT_FPRS, AttackResult, init_masks, stratified_metrics
 from dcjax.mia.scores import logit_scaled_confidence
 
 BASE_ATTACKS = ("loss", "lira_online", "lira_online_fixed", "lira_offline",
                 "lira_offline_fixed", "lira_offline_two_sided")
+# RMIA scores p(x|theta) against a population (dcjax.mia.rmia), not phi against shadows alone
+RMIA_ATTACKS = ("rmia_online", "rmia_offline")
 # "<attack>_per_view": the LiRA reference's treatment of query views (its plot.py): one
 # Gaussian per view, the attack's per-view scores averaged; the plain names average phi over
 # the views first
 PER_VIEW = "_per_view"
-ATTACKS = BASE_ATTACKS + tuple(a + PER_VIEW for a in BASE_ATTACKS if a.startswith("lira"))
+ATTACKS = (BASE_ATTACKS + tuple(a + PER_VIEW for a in BASE_ATTACKS if a.startswith("lira"))
+           + RMIA_ATTACKS)
 MIN_OWN_SD = 4
 
 
@@ -54,21 +59,6 @@ def _side_stats(shadow, side_mask, fixed_variance: bool):
     own = np.sqrt((dev ** 2).sum(0) / np.maximum(count - 1, 1))
     sd = np.where(count >= MIN_OWN_SD, own, pooled)
   return mean, np.maximum(sd, 1e-6)
-
-
-def equal_sides(shadow_keep) -> tuple[np.ndarray, np.ndarray]:
-  """IN and OUT shadow masks (R, N) with, per example, the same number of shadows on each side.
-
-  With balanced masks and leave-one-out, a member target leaves M/2 - 1 IN shadows and M/2 OUT
-  shadows, a non-member the reverse. Statistics from unequal counts differ in their noise, and
-  that difference is itself a function of the target's membership: a spurious signal that is
-  large with few runs. Each side keeps its first min(n_in, n_out) shadows (by run order).
-  """
-  keep = np.asarray(shadow_keep, bool)
-  n = np.minimum(keep.sum(0), (~keep).sum(0))
-  in_rank = np.cumsum(keep, axis=0)
-  out_rank = np.cumsum(~keep, axis=0)
-  return keep & (in_rank <= n), ~keep & (out_rank <= n)
 
 
 def lira_online(target, shadow, shadow_keep, fixed_variance: bool = False) -> np.ndarray:
@@ -114,8 +104,9 @@ def get_attack(name: str) -> Callable:
   return table[name]
 
 
-def leave_one_out(scores, keep, attack: str | Callable) -> np.ndarray:
-  """Each run in turn is the target, all others its shadows. Returns (M, N) membership scores."""
+def leave_one_out(scores, keep, attack: str | Callable, references=None) -> np.ndarray:
+  """Each run in turn is the target, all others its shadows (or the runs ``references[t]``:
+  the shadow-budget curve). Returns (M, N) membership scores."""
   scores, keep = np.asarray(scores, np.float64), np.asarray(keep, bool)
   if scores.shape != keep.shape or scores.ndim != 2:
     raise ValueError(f"scores and keep must both be (M, N), got {scores.shape} and "
@@ -125,28 +116,69 @@ def leave_one_out(scores, keep, attack: str | Callable) -> np.ndarray:
   fn = get_attack(attack) if isinstance(attack, str) else attack
   out = np.empty_like(scores)
   for t in range(scores.shape[0]):
-    others = np.arange(scores.shape[0]) != t
+    others = (np.arange(scores.shape[0]) != t if references is None
+              else np.asarray(references[t]))
     out[t] = fn(scores[t], scores[others], keep[others])
   return out
 
 
 DEFAULT_ATTACKS = ("loss", "lira_online", "lira_online_fixed", "lira_offline",
-                   "lira_offline_fixed")
+                   "lira_offline_fixed", *RMIA_ATTACKS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Population:
+  """Examples that no run trained on, for RMIA's p(z|theta): (M, V, T, K) logits under the
+  pool's query views and (T,) labels. ``name`` says which split it is, for the report."""
+
+  view_logits: np.ndarray
+  labels: np.ndarray
+  name: str = "test split"
+
+
+def membership_scores(name: str, view_logits, labels, keep, population: Population | None = None,
+                      rmia: rmia_lib.RMIAConfig = rmia_lib.RMIAConfig(),
+                      references=None) -> tuple[np.ndarray, dict | None]:
+  """One attack's leave-one-out (M, N) membership scores from (M, V, N, K) logits, and what it
+  chose on the way (RMIA: its settings and the a of each target; None for the others).
+  ``references``: per target, the runs it may use (default: all others)."""
+  checks.one_of(name, ATTACKS, "attack")
+  if name in RMIA_ATTACKS:
+    if population is None:
+      raise ValueError(f"{name} needs population examples that no run trained on (the test "
+                       "split's logits); none were given.")
+    p = rmia_lib.true_class_probability(view_logits, labels, rmia.temperature)
+    p_pop = rmia_lib.true_class_probability(population.view_logits, population.labels,
+                                            rmia.temperature)
+    online = name == "rmia_online"
+    scores, a_used = rmia_lib.leave_one_out_rmia(p, keep, p_pop, online, rmia, references)
+    details = {"population": population.name, "population_size": int(p_pop.shape[1]),
+               "gamma": rmia.gamma, "temperature": rmia.temperature}
+    if not online:
+      details["offline_a"] = {"tuned": rmia.offline_a is None, "per_target": a_used,
+                              "median": float(np.median(a_used))}
+    return scores, details
+  phi_views = logit_scaled_confidence(view_logits, labels)  # (M, V, N)
+  if name.endswith(PER_VIEW):
+    base = name[:-len(PER_VIEW)]
+    return np.mean([leave_one_out(phi_views[:, v], keep, base, references)
+                    for v in range(phi_views.shape[1])], axis=0), None
+  return leave_one_out(phi_views.mean(axis=1), keep, name, references), None
 
 
 def attack_runs(view_logits, labels, keep, init_indices, attacks=DEFAULT_ATTACKS,
-                fprs=DEFAULT_FPRS, exclude=None) -> dict[str, AttackResult]:
+                fprs=DEFAULT_FPRS, exclude=None, population: Population | None = None,
+                rmia: rmia_lib.RMIAConfig = rmia_lib.RMIAConfig()) -> dict[str, AttackResult]:
   """Scores, leave-one-out attacks and stratified metrics of one recipe's runs.
 
   view_logits: (M, V, N, K) logits of every pool example under V query views; labels (N,);
   keep (M, N) bool; init_indices (M, n) pool indices of each run's init images (-1: none).
-  Returns {attack: AttackResult} (each with its (M, N) membership scores). Attacks named
-  ``<attack>_per_view`` score each view with its own Gaussians and average the per-view scores
-  (the LiRA reference); the others score phi averaged over the views. ``exclude`` (N,) bool:
+  Returns {attack: AttackResult} (each with its (M, N) membership scores and, for RMIA, its
+  ``details``). Attacks named ``<attack>_per_view`` score each view with its own Gaussians and
+  average the per-view scores (the LiRA reference); the other LiRA variants score phi averaged
+  over the views; RMIA (``dcjax.mia.rmia``) needs ``population``. ``exclude`` (N,) bool:
   examples scored but left out of the strata (canaries, analysed on their own).
   """
-  phi_views = logit_scaled_confidence(view_logits, labels)  # (M, V, N)
-  phi = phi_views.mean(axis=1)
   keep = np.asarray(keep, bool)
   is_init = init_masks(init_indices, keep.shape[1])
   unknown = [a for a in attacks if a not in ATTACKS]
@@ -154,13 +186,8 @@ def attack_runs(view_logits, labels, keep, init_indices, attacks=DEFAULT_ATTACKS
     raise ValueError(f"Unknown attack(s) {unknown}; expected some of {list(ATTACKS)}.")
   out = {}
   for name in attacks:
-    if name.endswith(PER_VIEW):
-      base = name[:-len(PER_VIEW)]
-      membership = np.mean([leave_one_out(phi_views[:, v], keep, base)
-                            for v in range(phi_views.shape[1])], axis=0)
-    else:
-      membership = leave_one_out(phi, keep, name)
+    membership, details = membership_scores(name, view_logits, labels, keep, population, rmia)
     kept = slice(None) if exclude is None else ~np.asarray(exclude, bool)
     result = stratified_metrics(membership[:, kept], keep[:, kept], is_init[:, kept], fprs)
-    out[name] = dataclasses.replace(result, scores=membership)
+    out[name] = dataclasses.replace(result, scores=membership, details=details)
   return out

@@ -84,12 +84,14 @@ class StratumMetrics:
 class AttackResult:
   """One membership score of one recipe's runs, by stratum (``STRATA``; None: no trial).
   ``curves``: {stratum: (fpr, tpr)} for plotting; ``scores``: the (M, N) membership scores of
-  every run and pool example; neither is part of the JSON."""
+  every run and pool example; ``details``: what the attack chose (RMIA's a per target, its
+  population); none of them is part of ``to_json``."""
 
   strata: dict[str, StratumMetrics | None]
   curves: dict[str, tuple[np.ndarray, np.ndarray]] = dataclasses.field(
       default_factory=dict, compare=False, repr=False)
   scores: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)
+  details: dict | None = dataclasses.field(default=None, compare=False, repr=False)
 
   def __getitem__(self, stratum: str) -> StratumMetrics | None:
     return self.strata[stratum]

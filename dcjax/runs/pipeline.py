@@ -76,8 +76,8 @@ class RunsConfig:
 
 @dataclasses.dataclass(frozen=True)
 class RunResults:
-  """M runs of one recipe. view_logits (M, V, N, K); test_logits (M, T, K) and test_accuracy
-  (M,) (None without a test set); keep (M, N); init_indices (M, n) (n = 0 for recipes without
+  """M runs of one recipe. view_logits (M, V, N, K); test_logits (M, T, K) (the identity view
+  of test_view_logits (M, V, T, K)) and test_accuracy (M,) (None without a test set); keep (M, N); init_indices (M, n) (n = 0 for recipes without
   init images); train_images (M, S, H, W, C) (None for recipes that train on the pool);
   variables: the stacked network variables."""
 
@@ -88,6 +88,7 @@ class RunResults:
   variables: Any
   test_logits: np.ndarray | None = None
   test_accuracy: np.ndarray | None = None
+  test_view_logits: np.ndarray | None = None
 
 
 def recipe_fingerprint(recipe: Recipe, pool: Dataset, keep, key, cfg: RunsConfig) -> dict:
@@ -166,22 +167,22 @@ def run_many(keys: jax.Array, pool: Dataset, keep: np.ndarray, recipe: Recipe,
 
   variables = _cached(stage("params"), train, recompute)
 
-  def query():
-    pool_x = jnp.asarray(pool.images)
-    out = {"view_logits": np.stack([np.asarray(predict_many(net, variables, apply_view(pool_x, v)))
-                                    for v in query_views(pool.name)], axis=1)}
-    if test_set is not None:
-      out["test_logits"] = np.asarray(predict_many(net, variables, test_set.images))
-    return out
+  def query():  # (M, V, n, K) logits of the pool and of RMIA's population, the test split
+    sets = {"view_logits": pool, "test_view_logits": test_set}
+    return {name: np.stack([np.asarray(predict_many(net, variables, apply_view(
+        jnp.asarray(d.images), v))) for v in query_views(pool.name)], axis=1)
+            for name, d in sets.items() if d is not None}
 
-  logits = _cached(stage("logits"), query, recompute)
-  test_logits = None if test_set is None else np.asarray(logits["test_logits"])
+  # "queries": stages of the pool-only query (before RMIA) are refused, not read as complete
+  logits = _cached(stage("logits", queries="pool and test views"), query, recompute)
+  test_view_logits = None if test_set is None else np.asarray(logits["test_view_logits"])
+  test_logits = None if test_set is None else test_view_logits[:, 0]  # the identity view
   return RunResults(
       view_logits=np.asarray(logits["view_logits"]), keep=keep,
       init_indices=(np.stack([t.init_indices for t in trainsets]) if recipe.has_init_images
                     else np.full((num_runs, 0), -1, np.int32)),
       train_images=np.stack([t.images for t in trainsets]) if trainsets else None,
-      variables=variables, test_logits=test_logits,
+      variables=variables, test_logits=test_logits, test_view_logits=test_view_logits,
       test_accuracy=None if test_set is None else np.asarray(
           accuracy(jnp.asarray(test_logits), test_set.labels)))
 
@@ -232,4 +233,5 @@ def merge_runs(parts: list[RunResults]) -> RunResults:
       view_logits=cat(lambda p: p.view_logits), keep=cat(lambda p: p.keep),
       init_indices=cat(lambda p: p.init_indices), train_images=cat(lambda p: p.train_images),
       variables=jax.tree.map(lambda *xs: np.concatenate(xs), *[p.variables for p in parts]),
-      test_logits=cat(lambda p: p.test_logits), test_accuracy=cat(lambda p: p.test_accuracy))
+      test_logits=cat(lambda p: p.test_logits), test_accuracy=cat(lambda p: p.test_accuracy),
+      test_view_logits=cat(lambda p: p.test_view_logits))
