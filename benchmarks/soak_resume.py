@@ -15,7 +15,7 @@ and the stage that was running), ``stray_files``, and the targeted kills.
 Targets (small, so that a soak runs in minutes on 2 CPU cores):
   audit     python -m experiments.audit --preset quick
   condense  python -m experiments.condense --method dm --ipc 5 --dm.iterations 60
-            --checkpoint-every 10 --eval-models 2 --eval-epochs 30
+            --checkpoint-every 10 --models 2 --epochs 30
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from dcjax.workdir import is_temporary  # noqa: E402  pylint: disable=wrong-impo
 TARGETS = {
     "audit": ["experiments.audit", "--preset", "quick", "--quiet"],
     "condense": ["experiments.condense", "--method", "dm", "--ipc", "5", "--dm.iterations", "60",
-                 "--checkpoint-every", "10", "--eval-models", "2", "--eval-epochs", "30"],
+                 "--checkpoint-every", "10", "--models", "2", "--epochs", "30"],
 }
 # timings, and provenance that is not a result (the code version names the git commit)
 TIMING_KEYS = {"seconds", "wall_seconds", "stage_seconds", "resumed_recipes", "machine",

@@ -28,22 +28,27 @@ def _bool(text: str) -> bool:
 
 
 def add_config_flags(parser: argparse.ArgumentParser, cls: type, prefix: str = "",
-                     docs: dict[str, str] | None = None, preset_defaults: bool = False) -> None:
+                     docs: dict[str, str] | None = None, preset_defaults: bool = False,
+                     choices: dict[str, tuple] | None = None) -> None:
   """Adds ``--{prefix}{field}`` for every field of dataclass ``cls``; help shows the default.
+  A boolean field is ``--field / --no-field``; ``choices`` {field: allowed values} lets argparse
+  refuse other values.
 
   With ``preset_defaults`` a flag that is not given is absent from the parsed namespace (so
   that only given flags override a preset), and its help names the field's default as the
   default preset's value.
   """
-  docs = docs or {}
+  docs, choices = docs or {}, choices or {}
   defaults = {f.name: f.default for f in dataclasses.fields(cls)}
-  for name, convert, _ in _flag_fields(cls):
+  for name, convert, kind in _flag_fields(cls):
     default = defaults[name]
+    flag = f"--{prefix}{name}".replace("_", "-")
+    extra = ({"action": argparse.BooleanOptionalAction} if kind.startswith("bool")
+             else {"type": convert, "choices": choices.get(name)})
     parser.add_argument(
-        f"--{prefix}{name}".replace("_", "-"), dest=f"{prefix}{name}",
-        type=convert, default=argparse.SUPPRESS if preset_defaults else default,
+        flag, dest=f"{prefix}{name}", default=argparse.SUPPRESS if preset_defaults else default,
         help=f"{docs.get(name, '')} (default{' preset' if preset_defaults else ''}: "
-        f"{default!r})".strip())
+        f"{default!r})".strip(), **extra)
 
 
 def config_from_args(args: argparse.Namespace, cls: type, prefix: str = "", **fixed: Any):
@@ -76,6 +81,49 @@ def _flag_fields(config_class: type) -> list[tuple[str, Any, str]]:
   return out
 
 
+# Help of the condensers' config fields, by name (a field's own ``help`` metadata wins)
+FIELD_HELP = {
+    "iterations": "condensation iterations",
+    "lr_img": "learning rate of the synthetic images",
+    "momentum": "SGD momentum of the synthetic images",
+    "batch_real": "real images per class in each iteration's batch",
+    "outer_loop": "outer steps per iteration (a fresh network, its gradients matched)",
+    "inner_loop": "network training steps on the synthetic set between outer steps",
+    "lr_net": "learning rate of the network trained between outer steps",
+    "batch_train": "batch size of that network training",
+    "dsa_strategy": "differentiable Siamese augmentation while condensing (none: off)",
+    "net": "network the condenser matches with",
+    "init_scheme": "initialisation of that network: torch (the reference's) or flax",
+    "bn_per_class": "real images per class that set BatchNorm statistics before each outer step",
+    "real_chunk": "real images per gradient chunk (0: per backend; none: one pass)",
+    "conv_impl": "the condensing network's convolution implementation (auto: per backend)",
+    "pool_size": "online networks trained on the evolving synthetic set",
+    "max_online_updates": "steps of an online network before it is re-initialised",
+    "online_lr": "learning rate of the online networks",
+    "online_batch": "synthetic images per online step",
+    "reg": "ridge regularisation of the kernel regression on the features",
+    "learn_labels": "learn the synthetic labels (soft) with the images",
+    "epsilon": "the privacy budget of the DP condenser",
+    "delta": "the DP delta",
+    "group_size": "expected real images per class sampled in each step (sets the rate)",
+    "noise_multiplier": "Gaussian noise multiplier (none: calibrated to epsilon)",
+    "sample_rate": "Poisson sampling rate (none: from group_size and the class sizes)",
+    "max_class_size": "largest class size n_max, for the truncation's accounting",
+    "ipc": "images per class",
+    "clip": "L2 clipping norm of each real example's contribution",
+    "syn_steps": "student steps on the synthetic set per iteration",
+    "expert_epochs": "epochs of the expert trajectory the student must match",
+    "max_start_epoch": "latest expert epoch a matched segment starts from",
+    "num_experts": "expert trajectories trained per run",
+    "lr_lr": "learning rate of the learned student learning rate",
+    "lr_syn_init": "initial student learning rate",
+    "lr_expert": "learning rate of the expert networks",
+    "batch_expert": "batch size of the expert training",
+    "remat": "rematerialise the student steps (less memory, more compute)",
+    "unroll": "student steps unrolled per scan step",
+}
+
+
 def add_condenser_flags(parser: argparse.ArgumentParser) -> None:
   """``--<method>.<field>`` for every command-line field of every registered condenser's
   config, one argument group per condenser; absent from the namespace unless given
@@ -88,10 +136,13 @@ def add_condenser_flags(parser: argparse.ArgumentParser) -> None:
         f"{method} settings ({condenser.config_class.__name__}; default: its preset, shown "
         "for ipc 10)")
     for name, parse, kind in _flag_fields(condenser.config_class):
-      help_text = fields[name].metadata.get("help", "")
-      group.add_argument(f"--{method}.{name}", dest=f"{method}.{name}", type=parse,
-                         default=argparse.SUPPRESS, metavar=kind.split()[0].upper(),
-                         help=f"{help_text} ({kind}; preset {getattr(preset, name)!r})".strip())
+      help_text = fields[name].metadata.get("help", FIELD_HELP.get(name, ""))
+      extra = ({"action": argparse.BooleanOptionalAction} if kind.startswith("bool")
+               else {"type": parse, "metavar": kind.split()[0].upper()})
+      group.add_argument(f"--{method}.{name}", dest=f"{method}.{name}",
+                         default=argparse.SUPPRESS,
+                         help=f"{help_text} ({kind}; preset {getattr(preset, name)!r})".strip(),
+                         **extra)
 
 
 def condenser_settings(args: argparse.Namespace):
@@ -120,7 +171,8 @@ class ArgumentParser(argparse.ArgumentParser):
   """argparse whose usage errors are one line on stderr (exit 2), like every other refusal."""
 
   def error(self, message: str):
-    self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+    # one program name in every error: ``experiments.NAME``, as the run-time refusals print it
+    self.exit(2, f"{self.prog.removeprefix('python -m ')}: error: {message} (see --help)\n")
 
 
 def exit_code(err: BaseException) -> int:

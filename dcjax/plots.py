@@ -1,4 +1,6 @@
-"""Figures a person looks at: image grids of (synthetic) sets, de-normalised to pixels."""
+"""Figures a person looks at: image grids of (synthetic) sets, de-normalised to pixels, ROC panels,
+summaries. Every function returns its matplotlib Figure and writes a PNG only when given a
+``path``; none touches pyplot or the matplotlib backend."""
 
 from __future__ import annotations
 
@@ -7,26 +9,37 @@ import numpy as np
 from dcjax import io
 
 
-def _save(fig, path: str, title: str, dpi: int) -> str:
-  """Titles, lays out and writes a figure atomically (temporary file, then rename)."""
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-
+def _save(fig, path: str | None, title: str, dpi: int):
+  """Titles and lays out a figure; writes it atomically (temporary file, then rename) when a
+  ``path`` is given. Returns the Figure (a notebook shows it)."""
   if title:
     fig.suptitle(title)
   fig.tight_layout()
-  try:
+  if path is not None:
     with io.atomic_path(path) as tmp:
       fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
-  finally:
-    plt.close(fig)
-  return path
+  return fig
 
 
-def _pyplot():
-  import matplotlib  # pylint: disable=import-outside-toplevel
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-  return plt
+class _Figures:
+  """What the plots need of pyplot, without pyplot: ``matplotlib.figure.Figure`` objects are
+  drawn and saved without a backend, so plotting never switches (or needs) the caller's
+  matplotlib backend, and no figure stays open in pyplot's registry."""
+
+  @staticmethod
+  def subplots(*args, figsize=None, **kwargs):
+    from matplotlib.figure import Figure  # pylint: disable=import-outside-toplevel
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kwargs)
+
+  @staticmethod
+  def get_cmap(name: str):
+    import matplotlib  # pylint: disable=import-outside-toplevel
+    return matplotlib.colormaps[name]
+
+
+def _pyplot() -> _Figures:
+  return _Figures()
 
 
 RED = (0.84, 0.15, 0.16)
@@ -69,8 +82,9 @@ def _show_mosaic(plt, canvas, ch, cw, row_labels, scale: float):
   return fig, ax
 
 
-def image_grid(pixels: np.ndarray, labels: np.ndarray, num_classes: int, path: str,
-               title: str = "", max_per_class: int = 10) -> str:
+def image_grid(pixels: np.ndarray, labels: np.ndarray, num_classes: int,
+               path: str | None = None,
+               title: str = "", max_per_class: int = 10):
   """Saves a PNG grid (one row per class) of (N, H, W, C) pixels in [0, 1] (clipped)."""
   plt = _pyplot()
   pixels, labels = np.asarray(pixels), np.asarray(labels)
@@ -82,12 +96,15 @@ def image_grid(pixels: np.ndarray, labels: np.ndarray, num_classes: int, path: s
   return _save(fig, path, title, dpi=100)
 
 
-def roc_panels(curves: dict[str, dict[str, tuple]], path: str, title: str = "",
-               bound: tuple[np.ndarray, np.ndarray, str] | None = None) -> str:
+def roc_panels(curves: dict[str, dict[str, tuple]], path: str | None = None, title: str = "",
+               bound: tuple[np.ndarray, np.ndarray, str] | None = None,
+               bound_check: str | None = None):
   """Log-log ROC curves: one panel per stratum, one line per attack, with the diagonal.
 
   curves: {attack: {stratum: (fpr, tpr)}}. bound: (fpr, largest tpr, label), a proven
-  trade-off curve drawn on every panel (no attack can lie above it).
+  trade-off curve drawn on every panel (no attack can lie above it); bound_check: the check's
+  result, printed on each panel. An empirical curve is drawn only from its smallest measurable
+  FPR (1 / non-member trials) on; the region left of it is shaded: no trial measures it.
   """
   plt = _pyplot()
   from matplotlib.ticker import NullLocator  # pylint: disable=import-outside-toplevel
@@ -95,15 +112,24 @@ def roc_panels(curves: dict[str, dict[str, tuple]], path: str, title: str = "",
   strata = sorted({s for per in curves.values() for s in per}, key=order.index)
   fig, axes = plt.subplots(1, len(strata), figsize=(4.2 * len(strata), 4), squeeze=False)
   for ax, stratum in zip(axes[0], strata):
+    lowest = 1.0
     for attack, per in curves.items():
       if stratum in per:
-        fpr, tpr = per[stratum]
-        ax.plot(np.maximum(fpr, 1e-5), np.maximum(tpr, 1e-5), label=attack, lw=1.3,
+        fpr, tpr = (np.asarray(a) for a in per[stratum])
+        measurable = fpr > 0
+        if measurable.any():
+          lowest = min(lowest, float(fpr[measurable].min()))
+        ax.plot(fpr[measurable], np.maximum(tpr[measurable], 1e-5), label=attack, lw=1.3,
                 ls="--" if "released" in attack else "-")
+    if lowest > 1e-5:
+      ax.axvspan(1e-5, lowest, color="0.85", lw=0, label="unmeasurable FPR")
     ax.plot([1e-5, 1], [1e-5, 1], "k--", lw=0.8, label="chance")
     if bound is not None:
       ax.plot(np.maximum(bound[0], 1e-5), np.maximum(bound[1], 1e-5), color=RED, lw=2.2,
               label=bound[2])
+    if bound_check:
+      ax.text(0.02, 0.98, bound_check, transform=ax.transAxes, fontsize=6, va="top",
+              color=RED if "VIOLATION" in bound_check else "black", wrap=True)
     ax.set_xscale("log")
     ax.set_yscale("log")
     # Fixed decade ticks with plain labels and no minor ticks: matplotlib's default log
@@ -123,9 +149,9 @@ def roc_panels(curves: dict[str, dict[str, tuple]], path: str, title: str = "",
 
 
 def paired_grid(first: np.ndarray, second: np.ndarray, labels: np.ndarray, num_classes: int,
-                path: str, names: tuple[str, str] = ("synthetic", "real"),
+                path: str | None = None, names: tuple[str, str] = ("synthetic", "real"),
                 captions: np.ndarray | None = None, title: str = "",
-                per_class: int = 4) -> str:
+                per_class: int = 4):
   """Pairs side by side: row = class, columns alternate ``first[i]`` | ``second[i]`` (framed
   in red).
 
@@ -151,8 +177,8 @@ def paired_grid(first: np.ndarray, second: np.ndarray, labels: np.ndarray, num_c
   return _save(fig, path, title, dpi=110)
 
 
-def accuracy_vs_tpr(points: list[dict], path: str, title: str = "",
-                    strata: tuple[str, ...] = ("all_members", "init_images")) -> str:
+def accuracy_vs_tpr(points: list[dict], path: str | None = None, title: str = "",
+                    strata: tuple[str, ...] = ("all_members", "init_images")):
   """One panel per stratum: test accuracy (mean +- std) against TPR at an FPR (with its 95%
   interval). points: [{"name", "accuracy", "accuracy_std", "tpr": {stratum: (tpr, lo, hi) or
   None}}]; a recipe without the stratum is left out of that panel."""
@@ -182,7 +208,7 @@ def accuracy_vs_tpr(points: list[dict], path: str, title: str = "",
   return _save(fig, path, title, dpi=110)
 
 
-def accuracy_vs_epsilon(rows: list[dict], path: str, title: str = "") -> str:
+def accuracy_vs_epsilon(rows: list[dict], path: str | None = None, title: str = ""):
   """Test accuracy against epsilon: filled markers at the proven epsilon of DP recipes, open
   markers at the canary lower bound of every recipe (a DP recipe has both; its lower bound must
   lie left of its proven value). rows: [{"recipe", "accuracy", "accuracy_std",
@@ -207,8 +233,8 @@ def accuracy_vs_epsilon(rows: list[dict], path: str, title: str = "") -> str:
   return _save(fig, path, title, dpi=110)
 
 
-def distance_histograms(groups: dict[str, dict[str, np.ndarray]], path: str,
-                        title: str = "") -> str:
+def distance_histograms(groups: dict[str, dict[str, np.ndarray]], path: str | None = None,
+                        title: str = ""):
   """Histograms of distances to the nearest synthetic image, one panel per metric.
 
   groups: {metric: {group name: distances (n,)}}.
@@ -229,8 +255,8 @@ def distance_histograms(groups: dict[str, dict[str, np.ndarray]], path: str,
   return _save(fig, path, title, dpi=110)
 
 
-def captioned_row(pixels: np.ndarray, captions, path: str, title: str = "",
-                  framed=(), per_row: int = 8) -> str:
+def captioned_row(pixels: np.ndarray, captions, path: str | None = None, title: str = "",
+                  framed=(), per_row: int = 8):
   """Images in rows of ``per_row`` with a caption under each; indices in ``framed`` get a red
   frame (e.g. canaries or init images). pixels: (E, H, W, C) in [0, 1]."""
   plt = _pyplot()
@@ -245,8 +271,8 @@ def captioned_row(pixels: np.ndarray, captions, path: str, title: str = "",
   return _save(fig, path, title, dpi=130)
 
 
-def attack_vs_shadows(curves: dict[str, dict[str, list[dict]]], path: str,
-                      title: str = "") -> str:
+def attack_vs_shadows(curves: dict[str, dict[str, list[dict]]], path: str | None = None,
+                      title: str = ""):
   """The shadow-budget curve: one column per attack, AUC (top) and TPR at the curve's FPR
   (bottom) against the number k of reference runs (log 2 axis), one line per recipe with its
   95% intervals. curves: {recipe: {attack: [{k, auc, auc_ci95, tpr, tpr_ci95, fpr}]}}."""

@@ -19,17 +19,24 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
+import json
 import os
 
-from dcjax import cli, distributed, logs
+from dcjax import cli, distributed, io, logs
 from dcjax.audit import PRESETS, AuditConfig, get_preset, run_audit
 from dcjax.audit import imported
+from dcjax.audit.study import study_identity
 from dcjax.audit.config import PRESET_SUMMARIES
 from dcjax.condense import settings as settings_lib
 from dcjax.data.loaders import TFDS_NAMES
 from experiments import prepare_data
 from dcjax.condense import condenser_names
 from dcjax.runs import recipe_kinds
+from dcjax.data.canaries import CANARY_KINDS
+from dcjax.mia import ATTACKS
+from dcjax.nets.layers import INITS as NET_INITS
+from dcjax.train.config import COMPUTE_DTYPES
 
 _HELP = {
     "dataset": "dataset whose training split is the pool",
@@ -48,6 +55,10 @@ _HELP = {
     "batch_size": "training batch size", "lr": "training SGD learning rate",
     "train_augment": "non-Siamese DSA while training each run's network",
     "cond_net": "network of the condensers (None: as for net)",
+    "init_scheme": "initialisation of every run's network: torch (the reference's) or flax",
+    "real_augment": "non-Siamese DSA while training the real recipe's networks",
+    "train_compute_dtype": "float32, or bfloat16 for mixed-precision training (GPU/TPU)",
+    "canary_kind": "mislabeled (a pool image with a wrong label) or ood (uniform pixel noise)",
     "ssim_shortlist": "SSIM neighbours searched among this many L2-nearest images",
     "theory_iterations": "iterations of the linear-DM closed-form check",
     "dp_epochs": "training epochs of DP-SGD recipes", "dp_lr": "DP-SGD's learning rate",
@@ -76,17 +87,18 @@ def build_parser(prog: str = "python -m experiments.audit", description: str = _
   p.add_argument("--preset", default="default", choices=list(PRESETS),
                  help="named configuration (default: %(default)s)")
   p.add_argument("--out", default=None,
-                 help="output directory (default: runs/audit/<preset>); new, empty or holding "
-                 "the same study (a directory that dcjax did not write is refused)")
+                 help="output directory (default: runs/audit/<preset>, or "
+                 "runs/audit/<preset>-<digest of the changed fields>); new, empty or holding the "
+                 "same study (a directory that dcjax did not write is refused)")
   p.add_argument("--data-dir", default=None, help="tfds data_dir (default: tfds's)")
-  p.add_argument("--download", action="store_true",
+  p.add_argument("--download", action=argparse.BooleanOptionalAction, default=False,
                  help="prepare a tfds dataset first where it is not (experiments.prepare_data: "
                  "needs network access)")
-  p.add_argument("--recompute", action="store_true",
+  p.add_argument("--recompute", action=argparse.BooleanOptionalAction, default=False,
                  help="discard what dcjax wrote in --out (stages, results, report, figures) "
                  "and start over; other files there are kept")
-  p.add_argument("--quiet", action="store_true", help="no progress bars")
-  p.add_argument("--distributed", action="store_true",
+  p.add_argument("--quiet", action=argparse.BooleanOptionalAction, default=False, help="no progress bars")
+  p.add_argument("--distributed", action=argparse.BooleanOptionalAction, default=False,
                  help="one process per host on jax.distributed: each computes its share of the "
                  "runs into --out (a filesystem all hosts see), process 0 writes the report; "
                  "the cluster from the environment (TPU pod, SLURM, MPI) or DCJAX_COORDINATOR, "
@@ -104,9 +116,23 @@ def build_parser(prog: str = "python -m experiments.audit", description: str = _
     p.add_argument("--export-lira", default=None, metavar="DIR",
                    help="after the study, write every recipe's runs to DIR/<recipe>/ in the "
                    "LiRA reference layout (with the test split's logits as RMIA's population)")
-  cli.add_config_flags(p, AuditConfig, docs=_HELP, preset_defaults=True)
+  cli.add_config_flags(p, AuditConfig, docs=_HELP, preset_defaults=True, choices={
+      "canary_kind": CANARY_KINDS, "init_scheme": NET_INITS,
+      "train_compute_dtype": COMPUTE_DTYPES, "primary_attack": ATTACKS,
+      "dataset": None})
   cli.add_condenser_flags(p)  # --<method>.<field>, over the preset's condenser settings
   return p
+
+
+def default_out(name: str, preset: str, cfg: AuditConfig) -> str:
+  """runs/<name>/<preset>, or runs/<name>/<preset>-<digest> when flags changed a field that
+  defines the runs (the analysis fields do not), so that another study gets its own directory
+  instead of a "different configuration" refusal."""
+  identity = study_identity(cfg)
+  if identity == study_identity(get_preset(preset)):
+    return os.path.join("runs", name, preset)
+  digest = hashlib.sha256(json.dumps(io.to_jsonable(identity), sort_keys=True).encode())
+  return os.path.join("runs", name, f"{preset}-{digest.hexdigest()[:8]}")
 
 
 def main(argv: list[str] | None = None, membership_only: bool = False) -> dict:
@@ -133,7 +159,7 @@ def main(argv: list[str] | None = None, membership_only: bool = False) -> dict:
     prepare_data.prepare(cfg.dataset, args.data_dir)
   cfg = dataclasses.replace(cfg, condensers=settings_lib.merge(cfg.condensers,
                                                                cli.condenser_settings(args)))
-  out = args.out or os.path.join("runs", name, args.preset)
+  out = args.out or default_out(name, args.preset, cfg)
   logs.setup()
   with logs.metrics_writer(args.tensorboard) as writer:
     results = run_audit(cfg, out, data_dir=args.data_dir, recompute=args.recompute,
@@ -164,5 +190,10 @@ Same flags, presets and output layout as experiments.audit (default --out runs/m
 """
 
 
-if __name__ == "__main__":
+def run() -> None:
+  """The command line (``python -m experiments.audit``, the console script ``dcjax-audit``)."""
   cli.entry_point(main, prog="experiments.audit")
+
+
+if __name__ == "__main__":
+  run()

@@ -52,14 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--init", default=None, choices=["real", "noise"],
                  help="initialisation (default: the method's reference: dm/dsa real, dc noise)")
   p.add_argument("--seed", type=int, default=0, help="PRNG seed of the whole run (default: 0)")
-  p.add_argument("--eval-models", type=int, default=5,
-                 help="fresh networks per evaluation (default: 5)")
-  p.add_argument("--eval-nets", default=None,
+  p.add_argument("--models", type=int, default=5,
+                 help="fresh networks trained on the synthetic set (and on the random subset) "
+                 "to evaluate it (default: 5)")
+  p.add_argument("--nets", default=None,
                  help="comma-separated architectures to evaluate on (default: ConvNet, or "
                  "ConvNetD2 for 8x8 images such as digits)")
-  p.add_argument("--eval-epochs", type=int, default=None,
+  p.add_argument("--epochs", type=int, default=None,
                  help="evaluation epochs (default: 1000 with DSA, 300 without)")
-  p.add_argument("--eval-dsa", choices=["true", "false"], default=None,
+  p.add_argument("--dsa", action=argparse.BooleanOptionalAction, default=None,
                  help="train evaluation networks with non-Siamese DSA (default: as the "
                  "reference evaluates the method: dm/dsa with DSA; dc without, except on "
                  "MNIST with crop_scale_rotate for 1000 epochs)")
@@ -68,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--out", default=None,
                  help="output directory (default: runs/condense/DATASET-METHOD-ipcK-INIT-sSEED);"
                  " new, empty or holding the same condensation")
-  p.add_argument("--recompute", action="store_true",
+  p.add_argument("--recompute", action=argparse.BooleanOptionalAction, default=False,
                  help="discard what dcjax wrote in --out (checkpoints, set, results) and start "
                  "over")
   p.add_argument("--tensorboard", default=None, metavar="DIR",
@@ -93,8 +94,8 @@ def main(argv: list[str] | None = None) -> dict:
   args = build_parser().parse_args(argv)
   spec = get_condenser(args.method)
   init = args.init or spec.default_init
-  if args.eval_models < 1:
-    raise ValueError(f"--eval-models must be >= 1, got {args.eval_models}.")
+  if args.models < 1:
+    raise ValueError(f"--models must be >= 1, got {args.models}.")
   train_set, test_set = load_dataset(args.dataset, data_dir=args.data_dir)
   cfg = method_config(args, train_set.image_shape)
   validate(train_set, args.method, args.ipc, init)  # before any work
@@ -131,14 +132,13 @@ def main(argv: list[str] | None = None) -> dict:
                    title=f"{args.method} ipc={args.ipc} {init} init, {args.dataset}")
 
   eval_cfg = reference_eval_config(
-      args.method, args.dataset, epochs=args.eval_epochs,
-      dsa=None if args.eval_dsa is None else args.eval_dsa == "true")
-  nets = tuple(n for n in (args.eval_nets or default_net(train_set.image_shape)).split(",") if n)
+      args.method, args.dataset, epochs=args.epochs, dsa=args.dsa)
+  nets = tuple(n for n in (args.nets or default_net(train_set.image_shape)).split(",") if n)
   start = time.time()
-  acc = evaluate(k_eval, synset, test_set, nets, args.eval_models, eval_cfg, progress=True)
+  acc = evaluate(k_eval, synset, test_set, nets, args.models, eval_cfg, progress=True)
   baseline_set = random_subset(k_base, train_set, args.ipc, seed=args.seed)
   # the baseline by the protocol's own loss (a FRePo set's MSE is for its learned labels)
-  base = evaluate(k_eval, baseline_set, test_set, nets, args.eval_models,
+  base = evaluate(k_eval, baseline_set, test_set, nets, args.models,
                   dataclasses.replace(eval_cfg, loss="xent"), progress=True)
   eval_seconds = time.time() - start
   result = {
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
   for name in nets:
     a, b = acc[name], base[name]
     print(f"{name}: {args.method} {100 * a['mean']:.2f} +- {100 * a['std']:.2f} %  vs random "
-          f"subset {100 * b['mean']:.2f} +- {100 * b['std']:.2f} %  ({args.eval_models} networks)")
+          f"subset {100 * b['mean']:.2f} +- {100 * b['std']:.2f} %  ({args.models} networks)")
   if result["privacy"] is not None:
     p = result["privacy"]
     print(f"released set: ({p['epsilon']:.3g}, {p['delta']:g})-DP by the PLD accountant (noise "
@@ -162,5 +162,10 @@ def main(argv: list[str] | None = None) -> dict:
   return result
 
 
-if __name__ == "__main__":
+def run() -> None:
+  """The command line: ``python -m experiments.condense``, the script ``dcjax-condense``."""
   cli.entry_point(main, prog="experiments.condense")
+
+
+if __name__ == "__main__":
+  run()

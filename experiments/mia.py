@@ -11,5 +11,10 @@ def main(argv: list[str] | None = None) -> dict:
   return audit.main(argv, membership_only=True)
 
 
-if __name__ == "__main__":
+def run() -> None:
+  """The command line (``python -m experiments.mia``, the console script ``dcjax-mia``)."""
   cli.entry_point(main, prog="experiments.mia")
+
+
+if __name__ == "__main__":
+  run()

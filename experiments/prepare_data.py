@@ -70,5 +70,10 @@ def main(argv: list[str] | None = None) -> dict:
   return {"name": args.name, "prepared": prepared, "train": len(train), "test": len(test)}
 
 
-if __name__ == "__main__":
+def run() -> None:
+  """The command line: ``python -m experiments.prepare_data``, ``dcjax-prepare-data``."""
   cli.entry_point(main, prog="experiments.prepare_data")
+
+
+if __name__ == "__main__":
+  run()

@@ -22,6 +22,7 @@ from dcjax.checkpoint import array_digest
 from dcjax.data import check_dataset_name, load_dataset
 from dcjax.nets import NET_NAMES, default_net, get_net
 from dcjax.train import TrainConfig, accuracy, predict_many, train_many
+from dcjax.train.config import COMPUTE_DTYPES, LOSSES, SAMPLINGS, STRATEGIES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,12 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--models", type=int, default=1,
                       help="number of fresh networks, their keys split from --seed (default: 1)")
   parser.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
-  parser.add_argument("--dsa", action="store_true",
+  parser.add_argument("--dsa", action=argparse.BooleanOptionalAction, default=False,
                       help="train with the dataset's DSA strategy (non-Siamese)")
   parser.add_argument("--out", default="runs/train",
                       help="output directory (default: runs/train); new, empty or holding "
                       "the same run")
-  parser.add_argument("--recompute", action="store_true",
+  parser.add_argument("--recompute", action=argparse.BooleanOptionalAction, default=False,
                       help="replace the results of another configuration in --out")
   cli.add_config_flags(parser, TrainConfig, docs={
       "epochs": "training epochs", "batch_size": "batch size", "lr": "SGD learning rate",
@@ -54,7 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
       "augment": "DSA strategy string (overrides --dsa)",
       "microbatch": "gradient micro-batch (0: per backend, None: off)",
       "strategy": "execution strategy: auto, loop (CPU) or scan (GPU/TPU)",
-      "models_per_chunk": "models vmapped together by the scan strategy"})
+      "models_per_chunk": "models vmapped together by the scan strategy",
+      "compute_dtype": "float32, or bfloat16 for mixed precision (GPU/TPU)",
+      "sampling": "batches: shuffle (epochs of a permutation) or poisson (each example with "
+                  "rate batch_size / dataset_size, as DP accounting assumes)",
+      "dataset_size": "the public size n behind Poisson sampling's rate and normaliser (None: "
+                      "the training set's)",
+      "dp_clip": "DP-SGD: clip every example's gradient to this L2 norm (None: no DP-SGD)",
+      "dp_noise": "DP-SGD: the noise multiplier sigma (std sigma * dp_clip on the sum)",
+      "loss": "xent (softmax cross-entropy) or mse (FRePo's loss on its soft labels)"},
+      choices={"compute_dtype": COMPUTE_DTYPES, "sampling": SAMPLINGS, "loss": LOSSES,
+               "strategy": STRATEGIES})
   return parser
 
 
@@ -93,5 +104,10 @@ def main(argv: list[str] | None = None) -> dict:
   return result
 
 
-if __name__ == "__main__":
+def run() -> None:
+  """The command line (``python -m experiments.train``, the console script ``dcjax-train``)."""
   cli.entry_point(main, prog="experiments.train")
+
+
+if __name__ == "__main__":
+  run()

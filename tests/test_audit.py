@@ -229,6 +229,12 @@ def test_report_references_every_figure_and_figures_exist(tiny_audit):
   assert "accuracy_vs_epsilon.png" in linked
   assert f"Only `{DPSGD_NAME}`, `{NDPDC_NAME}` carry a differential-privacy guarantee" in report
   assert "## Differential privacy as the yardstick" in report and "BUG" not in report
+  assert all(p.startswith("figures/") for p in linked)
+  with open(os.path.join(out, "report_appendix.md")) as f:
+    appendix = f.read()
+  rows = [line for line in appendix.splitlines() if line.startswith("| real | lira")]
+  assert len(rows) == 5 * 2  # 5 LiRA attacks x 2 strata (real has no init images)
+  assert "](report_appendix.md)" in report
 
 
 def test_a_planted_bound_violation_is_reported_in_red_and_fails_the_command(tiny_audit,
@@ -237,7 +243,8 @@ def test_a_planted_bound_violation_is_reported_in_red_and_fails_the_command(tiny
   violation = {"recipe": DPSGD_NAME, "where": "loss/all_members", "fpr": 0.01, "tpr": 0.9,
                "tpr_low": 0.8, "bound": 0.05}
   report = report_lib.render({**results, "bound_violations": [violation]})
-  assert '<p style="color:red"><b>BUG: an attack beat a proven' in report
+  assert "> [!CAUTION]\n> **BUG: an attack beat a proven" in report  # survives Markdown
+  assert "<p" not in report and "<span" not in report
   monkeypatch.setattr(audit_exp, "run_audit", lambda *a, **k: {"bound_violations": [violation]})
   with pytest.raises(SystemExit, match="BUG: 1 attack result"):
     audit_exp.main(["--preset", "quick"])

@@ -88,7 +88,7 @@ def test_bad_input_is_named():
 
 def test_one_device_has_no_run_mesh():
   """The 8-device sharding check runs as benchmarks/sharding_check.py (a subprocess with 8
-  forced host devices costs ~30 s of the suite's budget on 2 cores; README, "Tests")."""
+  forced host devices costs ~30 s of the suite's budget on 2 cores; docs/development.md)."""
   from dcjax.sharding import run_mesh, shard_runs  # noqa: E402
   assert jax.device_count() == 1 and run_mesh(8) is None
   tree = {"a": np.zeros((8, 2))}

@@ -1,9 +1,9 @@
-"""Every bad input is refused cleanly: the README's "Errors" table, row by row.
+"""Every bad input is refused cleanly: the errors table of docs/errors.md, row by row.
 
 A CLI refusal prints one line on stderr and exits 2 (a flag's value) or 1 (a bad state at run
 time), with no traceback, and leaves no new file behind. A library refusal raises a ValueError
-(or TypeError) whose message names the value and what was expected. Each row of the README
-table is a case here (same id), and the README's message column must hold the fragment that the
+(or TypeError) whose message names the value and what was expected. Each row of the
+table is a case here (same id), and the table's message column must hold the fragment that the
 test checks, so the table cannot drift from what the code says.
 """
 
@@ -82,8 +82,8 @@ CLI_CASES = [
          "lr must be a finite number > 0, got inf"),
     Case("lr-img-nan", ("condense", "--dm.lr_img", "nan", "--out", "OUT"), 2,
          "lr_img must be a finite number > 0, got nan"),
-    Case("models-zero", ("condense", "--eval-models", "0", "--out", "OUT"), 2,
-         "--eval-models must be >= 1, got 0"),
+    Case("models-zero", ("condense", "--models", "0", "--out", "OUT"), 2,
+         "--models must be >= 1, got 0"),
     Case("tfds-unprepared", ("train", "--dataset", "cifar10", "--data-dir", "OUT", "--out",
                              "OUT"), 1, "is not prepared as ArrayRecord"),
 ]
@@ -194,8 +194,8 @@ def condensed(tmp_path_factory):
   """A finished tiny ``experiments.condense`` directory and its command-line flags."""
   out = str(tmp_path_factory.mktemp("cond") / "c")
   flags = ["--method", "dm", "--ipc", "2", "--dm.iterations", "2", "--dm.net", "ConvNetD1",
-           "--dm.dsa_strategy", "none", "--dm.batch_real", "8", "--eval-models", "1", "--eval-nets",
-           "MLP", "--eval-epochs", "2", "--checkpoint-every", "1"]
+           "--dm.dsa_strategy", "none", "--dm.batch_real", "8", "--models", "1", "--nets",
+           "MLP", "--epochs", "2", "--checkpoint-every", "1"]
   condense_exp.main([*flags, "--out", out])
   return out, flags
 
@@ -369,15 +369,12 @@ def test_the_real_entry_point_prints_one_line_and_no_traceback(tmp_path):
   assert "Traceback" in debug.stderr and debug.returncode == 1
 
 
-# ----------------------------------------------------------------------------- the README table
+# ------------------------------------------------------------------------ the docs/errors.md table
 
 
-def _readme_rows():
-  with open(os.path.join(ROOT, "README.md")) as f:
-    text = f.read()
-  section = text[text.index("\n## Errors"):]
-  end = section.find("\n## ", 1)
-  section = section if end < 0 else section[:end]
+def _table_rows():
+  with open(os.path.join(ROOT, "docs", "errors.md")) as f:
+    section = f.read()
   rows = {}
   for line in section.splitlines():
     cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -386,8 +383,8 @@ def _readme_rows():
   return rows
 
 
-def test_readme_error_table_lists_every_case_with_its_message():
-  rows = _readme_rows()
+def test_the_error_table_lists_every_case_with_its_message():
+  rows = _table_rows()
   cases = {c.id: c for c in CLI_CASES + DIRECTORY_CASES}
   api = set(API_CASES) | {"out-root-home-recompute", "out-unwritable", "stage-corrupt-synset",
                           "stage-corrupt-checkpoint", "stage-corrupt-marker", "study-mismatch"}

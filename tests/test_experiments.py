@@ -15,8 +15,8 @@ from experiments import mia as mia_exp
 def test_condense_experiment_writes_set_grid_and_results(tmp_path):
   out = str(tmp_path / "c")
   args = ["--method", "dm", "--ipc", "2", "--dm.iterations", "2", "--dm.net", "ConvNetD1",
-          "--dm.dsa_strategy", "flip", "--dm.batch_real", "8", "--eval-models", "2",
-          "--eval-nets", "ConvNetD1", "--eval-epochs", "3", "--out", out]
+          "--dm.dsa_strategy", "flip", "--dm.batch_real", "8", "--models", "2",
+          "--nets", "ConvNetD1", "--epochs", "3", "--out", out]
   result = condense_exp.main(args)
   syn = load_synthetic_set(os.path.join(out, "synset"))
   assert syn.images.shape == (20, 8, 8, 1) and syn.method == "dm" and syn.ipc == 2
@@ -47,11 +47,17 @@ def test_mia_experiment_refuses_odd_runs(tmp_path):
     mia_exp.main(["--runs", "3", "--out", str(tmp_path / "odd")])
 
 
-def test_plots_render(tmp_path):
+def test_plots_render_return_the_figure_and_leave_the_backend_alone(tmp_path):
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  backend = matplotlib.get_backend()
   pixels = np.random.default_rng(0).uniform(size=(6, 8, 8, 3))
-  path = plots.image_grid(pixels, np.array([0, 0, 1, 1, 2, 2]), 3, str(tmp_path / "g.png"))
-  assert os.path.getsize(path) > 1000
+  path = str(tmp_path / "g.png")
+  fig = plots.image_grid(pixels, np.array([0, 0, 1, 1, 2, 2]), 3, path)
+  assert os.path.getsize(path) > 1000 and fig.axes
   fpr = np.linspace(0, 1, 50)
-  path = plots.roc_panels({"loss": {"all_members": (fpr, np.sqrt(fpr))}},
-                          str(tmp_path / "r.png"))
-  assert os.path.getsize(path) > 1000
+  fig = plots.roc_panels({"loss": {"all_members": (fpr, np.sqrt(fpr))}})  # no path: no file
+  assert len(fig.axes) == 1 and not os.path.exists(tmp_path / "r.png")
+  # the empirical curve starts at its smallest measurable FPR (1/49 here), not at 1e-5
+  line = fig.axes[0].get_lines()[0]
+  assert line.get_xdata().min() == pytest.approx(fpr[1])
+  assert matplotlib.get_backend() == backend

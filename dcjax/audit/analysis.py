@@ -29,7 +29,7 @@ from dcjax.privacy.accounting import DEFAULT_DELTA
 from dcjax.runs import Condense, RandomSubset, Recipe, RunResults
 
 PAPER_DATASETS = ("fashion_mnist", "cifar10", "celeba")
-SCHEMA = 4  # of results.json (README, "results.json")
+SCHEMA = 5  # of results.json (docs/results-schema.md)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -75,7 +75,7 @@ class AuditConfig:
   epochs: int = 300  # training epochs on synthetic-size sets (ipc per class)
   real_epochs: int = 50  # training epochs of the `real` recipe (all IN examples)
   # training epochs of DP-SGD recipes (dpsgd(epsilon)): per-example gradients cost ~2.7x a
-  # plain step on CPU (README, "Differential privacy"), and fewer epochs also mean fewer
+  # plain step on CPU (docs/dp-yardstick.md), and fewer epochs also mean fewer
   # compositions, so less noise at the same epsilon
   dp_epochs: int = 15
   # DP-SGD's learning rate: clipped gradients (norm <= 1 each, averaged) are small, so DP-SGD

@@ -1,8 +1,8 @@
 """dcjax's attacks, intervals, shadow-budget curve, exposure and report on runs that another tool
 trained (``dcjax.mia.lira_layout``), and the export of an audit's runs into that layout.
 
-    results = audit_logits("exp/cifar10", "/tmp/mia_report")   # python -m experiments.mia --from-logits
-    export_audit(cfg, "/tmp/audit", "/tmp/lira")               # python -m experiments.mia ... --export-lira
+    results = audit_logits("exp/cifar10", "/tmp/mia_report")  # experiments.mia --from-logits
+    export_audit(cfg, "/tmp/audit", "/tmp/lira")  # experiments.mia ... --export-lira
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dcjax import io, key_tree, logs, plots
 from dcjax.audit import analysis
 from dcjax.audit import report as report_lib
 from dcjax.audit.config import AuditConfig, runs_config
+from dcjax.audit.figures import FIGURES
 from dcjax.mia import RMIA_ATTACKS, Population, attack_runs, budget, lira_layout
 from dcjax.mia.attacks import DEFAULT_ATTACKS, PER_VIEW
 
@@ -79,14 +80,14 @@ def audit_logits(directory: str, out: str, attacks=None, primary: str = "lira_of
         f"{runs.view_logits.shape[1]} views")
     summary, curves, per = attack_loaded(runs, attacks, primary, seed)
     summary["runs"], summary["examples"] = int(runs.keep.shape[0]), int(runs.keep.shape[1])
-    summary["figures"] = {"roc": f"roc_{io.slug(name)}.png"}
+    summary["figures"] = {"roc": f"{FIGURES}/roc_{io.slug(name)}.png"}
     plots.roc_panels(curves, os.path.join(out, summary["figures"]["roc"]), title=name)
     results["recipes"][name] = summary
     arrays.update({f"{name}/{k}": v for k, v in per.items()})
     arrays[f"{name}/labels"] = runs.labels
-  results["figures"]["attack_vs_shadows"] = "attack_vs_shadows.png"
+  results["figures"]["attack_vs_shadows"] = f"{FIGURES}/attack_vs_shadows.png"
   plots.attack_vs_shadows({n: r["shadow_budget"] for n, r in results["recipes"].items()},
-                          os.path.join(out, "attack_vs_shadows.png"),
+                          os.path.join(out, results["figures"]["attack_vs_shadows"]),
                           title="attacks against the number of reference runs")
   results["wall_seconds"] = round(time.time() - start, 1)
   io.write_npz_atomic(os.path.join(out, "scores.npz"), arrays)

@@ -97,14 +97,10 @@ def render(results: dict) -> str:
   lines += ["", f"![accuracy vs TPR]({results['figures']['accuracy_vs_tpr']})", ""]
   lines += _verdict(results)
   lines += _dp(results)
-  lines += ["## Every attack, every stratum", "", _METRICS_HEAD]
-  attacks = [a for a in cfg["attacks"].split(",") if a]
-  for name, r in rec.items():
-    for a in attacks:
-      for stratum in STRATA:
-        if r["attacks"][a][stratum] is not None:
-          lines.append(_metrics_row(name, a, stratum, _metrics(r["attacks"][a][stratum])))
-  lines += ["", "ROC curves (log-log; one panel per stratum; dashed diagonal = chance):", ""]
+  lines += ["## Every attack, every stratum", "",
+            f"The table of every attack, stratum and recipe is in [{APPENDIX}]({APPENDIX}). "
+            "ROC curves (log-log; one panel per stratum; dashed diagonal = chance; the shaded "
+            "region lies below the smallest measurable FPR, 1 / non-member trials):", ""]
   for name, r in rec.items():
     lines.append(f"![ROC {name}]({r['figures']['roc']})")
   lines += [""]
@@ -112,6 +108,24 @@ def render(results: dict) -> str:
   if not results.get("membership_only"):
     lines += _visual(results) + _theory(results)
   lines += _setup(results)
+  return "\n".join(lines) + "\n"
+
+
+APPENDIX = "report_appendix.md"
+
+
+def render_appendix(results: dict) -> str:
+  """Every attack, stratum and recipe with intervals and trial counts (report.md links it)."""
+  lines = [f"# Every attack, every stratum: `{results['dataset']}`", "",
+           "Appendix of [report.md](report.md): for each recipe, attack and group of members, "
+           "the metrics against the same non-members, pooled over targets (leave-one-out).", "",
+           _METRICS_HEAD]
+  attacks = [a for a in results["config"]["attacks"].split(",") if a]
+  for name, r in results["recipes"].items():
+    for a in attacks:
+      for stratum in STRATA:
+        if r["attacks"][a][stratum] is not None:
+          lines.append(_metrics_row(name, a, stratum, _metrics(r["attacks"][a][stratum])))
   return "\n".join(lines) + "\n"
 
 
@@ -207,14 +221,16 @@ def _violation_lines(results: dict) -> list[str]:
   violations = results.get("bound_violations") or []
   if not violations:
     return []
-  lines = ['<p style="color:red"><b>BUG: an attack beat a proven differential-privacy bound.</b> '
-           "With 95% confidence these TPRs lie above the largest TPR that the recipe's accounted "
-           "mechanism allows at that FPR, so the mechanism, its accounting or the audit's "
-           "bookkeeping is wrong. The audit exits with a non-zero status.</p>", "",
+  # a GitHub alert: red on GitHub, a quoted block wherever Markdown is read (HTML is stripped)
+  lines = ["> [!CAUTION]",
+           "> **BUG: an attack beat a proven differential-privacy bound.** With 95% confidence "
+           "these TPRs lie above the largest TPR that the recipe's accounted mechanism allows at "
+           "that FPR, so the mechanism, its accounting or the audit's bookkeeping is wrong. The "
+           "audit exits with a non-zero status.", "",
            "| recipe | attack / members | FPR | TPR | TPR lower end | bound |",
            "|---|---|---|---|---|---|"]
   for v in violations:
-    lines.append(f'| <span style="color:red">{v["recipe"]}</span> | {v["where"]} | '
+    lines.append(f"| **BUG** {v['recipe']} | {v['where']} | "
                  f"{_pct(v['fpr'], 1)} | {_pct(v['tpr'])} | {_pct(v['tpr_low'])} | "
                  f"{_pct(v['bound'])} |")
   return lines + [""]

@@ -8,7 +8,8 @@ Layout of the output directory (bound to the config: another study is refused):
                            summary.json, the recipe's metrics (recomputed only if missing)
     results.json           every number of the report (written atomically, last)
     scores.npz             every attack's (M, N) scores, keep masks, labels, exposures
-    report.md, *.png       the report and its figures
+    report.md              the report; report_appendix.md: every attack and stratum
+    figures/               the report's figures
 
 The computation is ``dcjax.audit.analysis``, the figures ``dcjax.audit.figures``, the report
 ``dcjax.audit.report``; this module runs them in order and keeps the stages.
@@ -34,7 +35,8 @@ from dcjax.privacy import auditing
 from dcjax.runs import merge_runs, run_recipe, run_recipe_per_run
 
 # what the audit writes in its directory; --recompute removes these and nothing else
-OWNED_ENTRIES = ("stages", "results.json", "report.md", "scores.npz", "accuracy_vs_tpr.png",
+OWNED_ENTRIES = ("stages", "figures", "results.json", "report.md", "report_appendix.md",
+                 "scores.npz", "accuracy_vs_tpr.png",
                  "accuracy_vs_epsilon.png", "attack_vs_shadows.png", "roc_*.png",
                  "nearest_*.png", "init_*.png", "distances_*.png", "exposed_*.png")
 
@@ -268,5 +270,7 @@ def _merge_scores(out: str, recipe_names, labels, is_canary, log) -> None:
 
 def _publish(results: dict, out: str, log) -> None:
   io.write_json_atomic(os.path.join(out, "results.json"), results)
+  io.write_text_atomic(os.path.join(out, report_lib.APPENDIX),
+                       report_lib.render_appendix(results))
   io.write_text_atomic(os.path.join(out, "report.md"), report_lib.render(results))
   log(f"wrote {out}/report.md and results.json ({results['wall_seconds'] / 60:.1f} min)")

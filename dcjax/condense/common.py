@@ -33,7 +33,7 @@ def resolve_conv_impl(conv_impl: str) -> str:
   (``xla_patch_grad``), elsewhere XLA's native convolution.
 
   Measured for DSA's match step at CIFAR shapes on 2 CPU cores (per-class gradients under
-  ``vmap``; README, "Condensation"): native 101 s per step, ``xla_patch_grad`` 26-27 s, the
+  ``vmap``; docs/performance.md): native 101 s per step, ``xla_patch_grad`` 26-27 s, the
   unvectorised per-class loop it replaced 25.9 s. Not measured on an accelerator, so there the
   native convolution stays.
   """

@@ -7,7 +7,7 @@ per backend:
 * "loop" (CPU, and condensers without a vectorised step): every iteration dispatches the step of
   each run in turn; the host waits once per block of ``checkpoint_every`` iterations (NaN check,
   progress, checkpoint), so tracing and dispatch overlap the computation. On CPU, vmap over
-  per-run conv weights runs slower than a loop over runs (README, "Condensation").
+  per-run conv weights runs slower than a loop over runs (docs/performance.md).
 * "vmap" (GPU/TPU, condensers registered with ``vectorised=True``): the traceable step (DM's
   ``step``; DC/DSA's ``pure_step``, whose outer loop and inner epochs are ``lax.scan``s)
   vmapped over runs, a block of iterations in one ``lax.scan``: one compiled program and one

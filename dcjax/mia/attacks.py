@@ -74,21 +74,26 @@ def lira_online(target, shadow, shadow_keep, fixed_variance: bool = False) -> np
 
 
 def lira_offline(target, shadow, shadow_keep, fixed_variance: bool = False,
-                 two_sided: bool = False) -> np.ndarray:
+                 two_sided: bool = False, balance: bool = True) -> np.ndarray:
   """OUT shadows only. One-sided (the paper): log Pr[Z <= phi], Z ~ N(mu_out, sd_out).
 
   ``two_sided=True`` scores by the negative OUT density instead (a known deviation, offered
-  for comparison with code that uses it).
+  for comparison with code that uses it). ``balance``: cut each example's OUT side to its IN
+  side's count (``equal_sides``; leave-one-out over all runs). ``False`` keeps every OUT
+  shadow: for a random draw of a few shadows (the shadow-budget curve), where an example with
+  no IN shadow would otherwise get no evidence.
   """
   shadow = np.asarray(shadow, np.float64)
-  _, side_out = equal_sides(shadow_keep)
+  side_out = equal_sides(shadow_keep)[1] if balance else ~np.asarray(shadow_keep, bool)
   mu_out, sd_out = _side_stats(shadow, side_out, fixed_variance)
   target = np.asarray(target, np.float64)
   if two_sided:
     score = -scipy.stats.norm.logpdf(target, mu_out, sd_out)
+    neutral = float(np.nanmedian(score)) if np.isfinite(score).any() else 0.0
   else:
     score = scipy.stats.norm.logcdf(target, mu_out, sd_out)
-  return np.nan_to_num(score, nan=0.0)
+    neutral = np.log(0.5)  # phi at the OUT mean; 0 would be the strongest member evidence
+  return np.nan_to_num(score, nan=neutral)  # no OUT shadow for an example: no evidence
 
 
 def get_attack(name: str) -> Callable:
@@ -163,7 +168,19 @@ def membership_scores(name: str, view_logits, labels, keep, population: Populati
     base = name[:-len(PER_VIEW)]
     return np.mean([leave_one_out(phi_views[:, v], keep, base, references)
                     for v in range(phi_views.shape[1])], axis=0), None
-  return leave_one_out(phi_views.mean(axis=1), keep, name, references), None
+  attack: str | Callable = name
+  if references is not None and name in OFFLINE_FNS and any(
+      len(r) < keep.shape[0] - 1 for r in references):
+    attack = OFFLINE_FNS[name]  # a draw of fewer runs: every OUT reference counts
+  return leave_one_out(phi_views.mean(axis=1), keep, attack, references), None
+
+
+# offline LiRA over a random draw of references (``lira_offline``'s ``balance=False``)
+OFFLINE_FNS = {
+    "lira_offline": lambda t, s, k: lira_offline(t, s, k, balance=False),
+    "lira_offline_fixed": lambda t, s, k: lira_offline(t, s, k, fixed_variance=True,
+                                                       balance=False),
+}
 
 
 def attack_runs(view_logits, labels, keep, init_indices, attacks=DEFAULT_ATTACKS,

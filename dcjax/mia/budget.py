@@ -7,8 +7,10 @@ runs with a key folded from (k, t); the target scores and metrics are those of t
 pooled over every target (leave-one-out). Per-example balance between IN and OUT references
 cannot be forced by the choice of runs; attacks that need both sides (online LiRA and RMIA)
 balance them per example as at full budget (``dcjax.mia.masks.equal_sides``) and give an
-example with no IN or no OUT reference no evidence. They start at k = 2; the loss attack uses no
-reference and is left out.
+example with no IN or no OUT reference no evidence. They start at k = 2. Offline LiRA below the
+full budget uses every OUT reference of the draw (at the full budget it cuts them to the IN
+count, as the attack tables do, which at k = 1 would leave no evidence at all); the loss attack
+uses no reference and is left out.
 """
 
 from __future__ import annotations

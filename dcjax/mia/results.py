@@ -1,6 +1,6 @@
 """Typed results of the attacks: frozen dataclasses that become JSON only at the edge.
 
-``to_json`` gives the schema of results.json (README, "results.json"); ``from_json`` reads it
+``to_json`` gives the schema of results.json (docs/results-schema.md); ``from_json`` reads it
 back. Nothing here computes a metric, so reports and plots can depend on it alone.
 """
 
