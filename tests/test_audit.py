@@ -226,7 +226,7 @@ def test_report_references_every_figure_and_figures_exist(tiny_audit):
   assert expected <= linked
   for path in linked:
     assert os.path.getsize(os.path.join(out, path)) > 2000, path
-  assert "accuracy_vs_epsilon.png" in linked
+  assert "figures/accuracy_vs_epsilon.png" in linked
   assert f"Only `{DPSGD_NAME}`, `{NDPDC_NAME}` carry a differential-privacy guarantee" in report
   assert "## Differential privacy as the yardstick" in report and "BUG" not in report
   assert all(p.startswith("figures/") for p in linked)
@@ -353,11 +353,17 @@ def test_cli_with_every_field_as_a_flag_resumes_the_same_study(tiny_audit):
   flags = []
   for field in dataclasses.fields(TINY):
     value = getattr(TINY, field.name)
-    if field.name != "condensers":
-      flags += ["--" + field.name.replace("_", "-"), "none" if value is None else str(value)]
+    flag = "--" + field.name.replace("_", "-")
+    if isinstance(value, bool):  # booleans read --flag / --no-flag
+      flags.append(flag if value else "--no-" + flag[2:])
+    elif field.name != "condensers":
+      flags += [flag, "none" if value is None else str(value)]
   for method, fields in settings_lib.as_dict(TINY.condensers).items():  # over the preset's
     for name, value in fields.items():
-      flags += [f"--{method}.{name}", "none" if value is None else str(value)]
+      if isinstance(value, bool):
+        flags.append(f"--{method}.{name}" if value else f"--no-{method}.{name}")
+      else:
+        flags += [f"--{method}.{name}", "none" if value is None else str(value)]
   again = audit_exp.main(["--preset", "default", *flags, "--out", out, "--quiet"])
   assert again["config"] == dataclasses.asdict(TINY)
   assert again["resumed_recipes"] == list(results["recipes"])

@@ -44,8 +44,8 @@ def test_a_hand_written_layout_is_read_and_attacked(tmp_path):
   m = res["recipes"]["exp"]["attacks"]["lira_offline_fixed"]["all_members"]
   assert m["positives"] == keep.sum() and m["negatives"] == (~keep).sum()
   assert m["auc"] > 0.8  # members' true-class logits are 3 higher
-  for name in ("report.md", "results.json", "scores.npz", "roc_exp.png",
-               "attack_vs_shadows.png"):
+  for name in ("report.md", "results.json", "scores.npz", "figures/roc_exp.png",
+               "figures/attack_vs_shadows.png"):
     assert os.path.exists(os.path.join(out, name)), name
 
 

@@ -292,7 +292,7 @@ def _dp(results: dict) -> list[str]:
               "against the proven trade-off curve "
               "of " + ", ".join(f"`{n}`" for n in checked) + ": "
               + ("no violation." if not bad else
-                 '<span style="color:red">VIOLATED by ' + ", ".join(sorted(bad)) + "</span>.")]
+                 "**BUG: VIOLATED by " + ", ".join(sorted(bad)) + "** (see the caution above).")]
   return lines + [""]
 
 

@@ -24,10 +24,13 @@ KEY_FIGURES = ("accuracy_vs_tpr.png", "accuracy_vs_epsilon.png", "attack_vs_shad
                "exposed_condense_dm_10_real.png")
 
 
-def copy_report(audit_dir: str, dest: str = HERE) -> list[str]:
-  """report.md of ``audit_dir`` and its key figures into ``dest``; returns the figures copied."""
+def copy_report(audit_dir: str, dest: str = HERE, note: str = "") -> list[str]:
+  """report.md (with ``note`` above it) and report_appendix.md of ``audit_dir`` and its key
+  figures into ``dest``; returns the figures copied."""
   with open(os.path.join(audit_dir, "report.md")) as f:
     report = f.read()
+  shutil.copyfile(os.path.join(audit_dir, "report_appendix.md"),
+                  os.path.join(dest, "report_appendix.md"))
   copied = []
 
   def keep_or_name(m):
@@ -41,7 +44,7 @@ def copy_report(audit_dir: str, dest: str = HERE) -> list[str]:
 
   report = re.sub(r"!\[([^\]]*)\]\(([^)\s]+)\)", keep_or_name, report)
   with open(os.path.join(dest, "report.md"), "w") as f:
-    f.write(report)
+    f.write((f"> {note}\n\n" if note else "") + report)
   return copied
 
 
@@ -51,13 +54,14 @@ def main(argv=None) -> None:
                  help="a finished default audit's directory (default: run it into --out)")
   p.add_argument("--out", default="runs/audit/default",
                  help="where the audit runs when --from is not given")
+  p.add_argument("--note", default="", help="a line above the report (where its runs come from)")
   args = p.parse_args(argv)
   source = args.source
   if source is None:
     from experiments import audit  # pylint: disable=import-outside-toplevel
     audit.main(["--out", args.out, "--quiet"])
     source = args.out
-  print("copied", copy_report(source))
+  print("copied", copy_report(source, note=args.note))
 
 
 if __name__ == "__main__":
