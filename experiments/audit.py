@@ -97,7 +97,8 @@ def build_parser(prog: str = "python -m experiments.audit", description: str = _
   p.add_argument("--recompute", action=argparse.BooleanOptionalAction, default=False,
                  help="discard what dcjax wrote in --out (stages, results, report, figures) "
                  "and start over; other files there are kept")
-  p.add_argument("--quiet", action=argparse.BooleanOptionalAction, default=False, help="no progress bars")
+  p.add_argument("--quiet", action=argparse.BooleanOptionalAction, default=False,
+                 help="no progress bars")
   p.add_argument("--distributed", action=argparse.BooleanOptionalAction, default=False,
                  help="one process per host on jax.distributed: each computes its share of the "
                  "runs into --out (a filesystem all hosts see), process 0 writes the report; "
