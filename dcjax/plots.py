@@ -47,6 +47,11 @@ DECADES = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
 DECADE_LABELS = ["1e-5", "1e-4", "0.001", "0.01", "0.1", "1"]
 
 
+def _recipe_colour(plt, i: int, count: int):
+  """Colour of the i-th recipe: the 10 default colours, or tab20's when there are more."""
+  return f"C{i}" if count <= 10 else plt.get_cmap("tab20")(i % 20)
+
+
 def _mosaic(rows: list[list[np.ndarray | None]], framed=frozenset(), pad: int = 3):
   """One RGB canvas from rows of (H, W, C) images in [0, 1] (None: an empty cell) on white;
   cells (row, col) in ``framed`` get a red frame. Returns (canvas, cell height, cell width).
@@ -193,7 +198,7 @@ def accuracy_vs_tpr(points: list[dict], path: str | None = None, title: str = ""
       tpr, lo, hi = (100 * v for v in t)
       ax.errorbar(100 * p["accuracy"], tpr, xerr=100 * p["accuracy_std"],
                   yerr=[[tpr - lo], [hi - tpr]], fmt=markers[i % len(markers)], capsize=3,
-                  color=f"C{i % 10}", label=p["name"])  # one colour per recipe in all panels
+                  color=_recipe_colour(plt, i, len(points)), label=p["name"])
     ax.set_xlabel("test accuracy (%)")
     ax.set_ylabel("TPR (%) at the FPR, 95% interval")
     ax.set_title(stratum.replace("_", " "))
@@ -290,7 +295,7 @@ def attack_vs_shadows(curves: dict[str, dict[str, list[dict]]], path: str | None
         v = np.array([r[value] for r in rows])
         lo, hi = (np.array([r[ci][j] for r in rows]) for j in (0, 1))
         axes[row][col].errorbar(k, v, yerr=[v - lo, hi - v], marker="o", ms=3, capsize=2,
-                                lw=1.1, color=f"C{i % 10}", label=recipe)
+                                lw=1.1, color=_recipe_colour(plt, i, len(curves)), label=recipe)
     axes[0][col].set_title(attack, fontsize=9)
     axes[1][col].set_xlabel("reference runs k")
     for row in (0, 1):
