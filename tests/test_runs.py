@@ -2,6 +2,7 @@
 init leakage, resume, refusal, one run against many)."""
 
 import dataclasses
+import json
 import os
 import shutil
 
@@ -77,6 +78,19 @@ def test_init_only_exposes_its_init_images_and_resumes(noise_pool, tmp_path):
   again = run_recipe(str(tmp_path), jax.random.key(3), pool, test, keep, recipe, CFG)
   np.testing.assert_allclose(again.view_logits, first.view_logits, atol=1e-5)
   assert loss_attack(again) == metrics
+
+  # a logits stage of another fingerprint (a pool-only query of an older dcjax) is redone from
+  # the parameters, not refused: the logits derive from checked stages
+  marker = os.path.join(str(tmp_path), recipe.name, "logits", "stage.json")
+  with open(marker) as f:
+    stored = json.load(f)
+  del stored["fingerprint"]["queries"]
+  with open(marker, "w") as f:
+    json.dump(stored, f)
+  redone = run_recipe(str(tmp_path), jax.random.key(3), pool, test, keep, recipe, CFG)
+  np.testing.assert_allclose(redone.view_logits, first.view_logits, atol=1e-5)
+  with open(marker) as f:
+    assert json.load(f)["fingerprint"]["queries"] == "pool and test views"
 
   other = dataclasses.replace(CFG, train=TrainConfig(epochs=5, batch_size=32))
   with pytest.raises(ConfigMismatchError, match="another configuration"):

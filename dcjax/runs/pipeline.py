@@ -97,8 +97,10 @@ def recipe_fingerprint(recipe: Recipe, pool: Dataset, keep, key, cfg: RunsConfig
           "pool": array_digest(pool.images, pool.labels), "dataset": pool.name}
 
 
-def _cached(stage: Stage | None, compute, recompute: bool):
-  return compute() if stage is None else stage.load_or_compute(compute, recompute)
+def _cached(stage: Stage | None, compute, recompute: bool, derived: bool = False):
+  """The stage's tree, else ``compute()`` saved. ``derived``: the stage is a function of
+  earlier (checked) stages, so one of another fingerprint is redone instead of refused."""
+  return compute() if stage is None else stage.load_or_compute(compute, recompute or derived)
 
 
 def _training_sets(keys, pool, keep, recipe: Recipe, stage, stage_root, recompute: bool,
@@ -173,8 +175,10 @@ def run_many(keys: jax.Array, pool: Dataset, keep: np.ndarray, recipe: Recipe,
         jnp.asarray(d.images), v))) for v in query_views(pool.name)], axis=1)
             for name, d in sets.items() if d is not None}
 
-  # "queries": stages of the pool-only query (before RMIA) are refused, not read as complete
-  logits = _cached(stage("logits", queries="pool and test views"), query, recompute)
+  # The logits derive from the parameters (a checked stage) and the data alone, so a logits
+  # stage of another fingerprint (the pool-only query of before RMIA) is redone, not refused.
+  logits = _cached(stage("logits", queries="pool and test views"), query, recompute,
+                   derived=True)
   test_view_logits = None if test_set is None else np.asarray(logits["test_view_logits"])
   test_logits = None if test_set is None else test_view_logits[:, 0]  # the identity view
   return RunResults(
