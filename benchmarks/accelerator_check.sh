@@ -11,6 +11,7 @@
 #   condense_step_{dm,dsa}.json  compile_sec (ahead of time) and sec_per_iter at CIFAR shapes
 #   train_throughput.json        train_many vs a loop over its own step (goal >= 1.0)
 #   shadow_runs_dm.json          condense_many + train_many vs a loop, DM, 16 runs (goal >= 5x)
+#   released_set.json            the released-set analysis per run, hours per paper-scale recipe
 #   audit_quick.json             wall time of `experiments.audit --preset quick` (goal <= 45 s)
 #   audit_slice.json             every recipe kind at CIFAR shapes (npz:), seconds per stage
 #   audit_cost.json              cifar10_ipc10 hours at the rates measured above (goal <= 4 h)
@@ -33,17 +34,21 @@ if [ "${CHECK_SIZE:-full}" = tiny ]; then
   TRAIN=(--models 2 --steps 1 --batch-size 32)
   SHADOW=(--runs 2 --recipes dm --epochs 2 --cond-iterations 2)
   QUICK_SIZE=(--epochs 5 --real-epochs 5 --dp-epochs 1 --dm.iterations 5 --ndpdc.iterations 5)
+  RELEASED=(--pool 64 --size 8 --ipc 2 --paths numpy,device)
 else
   T=0  # each phase's own limit below
   DM=(--repeats 5); DSA=(--repeats 3); TRAIN=(--models 64 --steps 8)
   SHADOW=(--runs 16 --recipes dm --epochs 300 --cond-iterations 200)
   QUICK_SIZE=()
+  RELEASED=(--pool 2000 --paths device)
 fi
 limit() { if [ "$T" -gt 0 ]; then echo "$T"; else echo "$1"; fi; }
 phase condense_step_dm "$(limit 60)" python3 benchmarks/condense_step.py --method dm "${DM[@]}"
 phase condense_step_dsa "$(limit 90)" python3 benchmarks/condense_step.py --method dsa "${DSA[@]}"
 phase train_throughput "$(limit 60)" python3 benchmarks/train_throughput.py "${TRAIN[@]}"
 phase shadow_runs_dm "$(limit 120)" python3 benchmarks/shadow_runs.py "${SHADOW[@]}"
+# the released-set analysis' SSIM: the jitted device path (numpy too in the CPU form)
+phase released_set "$(limit 90)" python3 benchmarks/released_set.py "${RELEASED[@]}"
 start=$SECONDS
 # The quick preset's DP recipes and canaries need dp-accounting and jax-privacy (the privacy
 # extra), which the GPU image lacks unless they are carried (pure-Python wheels: unpack them

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from dcjax.audit import visual
 from dcjax.audit.visual import distance_scores, nearest_real, released_set_privacy, ssim
 
 
@@ -87,3 +88,11 @@ def test_released_set_privacy_sees_copied_init_images_and_not_noise():
   assert out["l2"]["own_init_fraction"] is None
   with pytest.raises(ValueError, match="keep must be"):
     released_set_privacy(noise, np.full((2, 3), -1), pool, keep[:1])
+
+
+def test_the_device_ssim_is_the_numpy_ssim_in_float32():
+  rng = np.random.default_rng(7)
+  for shape in ((8, 8, 1), (32, 32, 3), (6, 6, 3)):
+    a = rng.uniform(size=(5, 1, *shape))
+    b = np.clip(a + rng.normal(0, 0.2, size=(5, 4, *shape)), 0, 1)
+    np.testing.assert_allclose(visual.ssim_device(a, b), visual.ssim(a, b), atol=1e-5)
