@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--recompute", action=argparse.BooleanOptionalAction, default=False,
                  help="discard what dcjax wrote in --out (checkpoints, set, results) and start "
                  "over")
+  p.add_argument("--quiet", action=argparse.BooleanOptionalAction, default=False,
+                 help="no progress bars")
   p.add_argument("--tensorboard", default=None, metavar="DIR",
                  help="write the condensation loss of every iteration as TensorBoard event "
                  "files to DIR (the tensorboard extra)")
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
     with logs.metrics_writer(args.tensorboard) as writer:
       synset = condense_many(k_cond[None], train_set, args.method, args.ipc, init, None, cfg,
                              seed=args.seed, checkpoint_dir=os.path.join(out, "checkpoints"),
-                             checkpoint_every=args.checkpoint_every, progress=True,
+                             checkpoint_every=args.checkpoint_every, progress=not args.quiet,
                              writer=writer)[0]
     save_synthetic_set(synset_dir, synset)
   condense_seconds = time.time() - start
@@ -135,11 +137,11 @@ def main(argv: list[str] | None = None) -> dict:
       args.method, args.dataset, epochs=args.epochs, dsa=args.dsa)
   nets = tuple(n for n in (args.nets or default_net(train_set.image_shape)).split(",") if n)
   start = time.time()
-  acc = evaluate(k_eval, synset, test_set, nets, args.models, eval_cfg, progress=True)
+  acc = evaluate(k_eval, synset, test_set, nets, args.models, eval_cfg, progress=not args.quiet)
   baseline_set = random_subset(k_base, train_set, args.ipc, seed=args.seed)
   # the baseline by the protocol's own loss (a FRePo set's MSE is for its learned labels)
   base = evaluate(k_eval, baseline_set, test_set, nets, args.models,
-                  dataclasses.replace(eval_cfg, loss="xent"), progress=True)
+                  dataclasses.replace(eval_cfg, loss="xent"), progress=not args.quiet)
   eval_seconds = time.time() - start
   result = {
       "dataset": args.dataset, "method": args.method, "ipc": args.ipc, "init": init,

@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--out", default="runs/train",
                       help="output directory (default: runs/train); new, empty or holding "
                       "the same run")
+  parser.add_argument("--quiet", action=argparse.BooleanOptionalAction, default=False,
+                      help="no progress bars")
   parser.add_argument("--recompute", action=argparse.BooleanOptionalAction, default=False,
                       help="replace the results of another configuration in --out")
   cli.add_config_flags(parser, TrainConfig, docs={
@@ -89,7 +91,8 @@ def main(argv: list[str] | None = None) -> dict:
                       owned=("results.json",), recompute=args.recompute)
   keys = jax.random.split(jax.random.key(args.seed), args.models)
   start = time.time()
-  stacked = train_many(keys, net, train_set.images, train_set.labels, cfg, progress=True)
+  stacked = train_many(keys, net, train_set.images, train_set.labels, cfg,
+                       progress=not args.quiet)
   accs = np.asarray(accuracy(predict_many(net, stacked, test_set.images), test_set.labels))
   wall = time.time() - start
   result = {
