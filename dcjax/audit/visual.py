@@ -27,6 +27,19 @@ def _window(h: int, w: int) -> int:
   return k if k % 2 else k - 1
 
 
+def _ssim_from_means(a, b, local_mean):
+  """Wang et al.'s SSIM map from windowed means, averaged over (H, W, C); numpy or jax arrays
+  (the same operations in the same order for both)."""
+  mu_a, mu_b = local_mean(a), local_mean(b)
+  var_a = local_mean(a * a) - mu_a ** 2
+  var_b = local_mean(b * b) - mu_b ** 2
+  cov = local_mean(a * b) - mu_a * mu_b
+  c1, c2 = SSIM_K1 ** 2, SSIM_K2 ** 2
+  s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) *
+                                                   (var_a + var_b + c2))
+  return s.mean(axis=(-3, -2, -1))
+
+
 def ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   """Mean SSIM between images a (..., H, W, C) and b (broadcastable), uniform 7x7 windows.
 
@@ -42,14 +55,7 @@ def ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   def local_mean(x):
     return sliding_window_view(x, (k, k), axis=(-3, -2)).mean(axis=(-2, -1))
 
-  mu_a, mu_b = local_mean(a), local_mean(b)
-  var_a = local_mean(a * a) - mu_a ** 2
-  var_b = local_mean(b * b) - mu_b ** 2
-  cov = local_mean(a * b) - mu_a * mu_b
-  c1, c2 = SSIM_K1 ** 2, SSIM_K2 ** 2
-  s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) *
-                                                   (var_a + var_b + c2))
-  return s.mean(axis=(-3, -2, -1))
+  return _ssim_from_means(a, b, local_mean)
 
 
 @functools.partial(jax.jit, static_argnames="k")
@@ -60,14 +66,7 @@ def _ssim_jit(a: jax.Array, b: jax.Array, k: int) -> jax.Array:
     total = jax.lax.reduce_window(x, 0.0, jax.lax.add, window, (1,) * x.ndim, "VALID")
     return total / (k * k)
 
-  mu_a, mu_b = local_mean(a), local_mean(b)
-  var_a = local_mean(a * a) - mu_a ** 2
-  var_b = local_mean(b * b) - mu_b ** 2
-  cov = local_mean(a * b) - mu_a * mu_b
-  c1, c2 = SSIM_K1 ** 2, SSIM_K2 ** 2
-  s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) *
-                                                   (var_a + var_b + c2))
-  return s.mean(axis=(-3, -2, -1))
+  return _ssim_from_means(a, b, local_mean)
 
 
 def ssim_device(a: np.ndarray, b: np.ndarray) -> np.ndarray:
