@@ -35,6 +35,7 @@ from dcjax.condense import condenser_names
 from dcjax.runs import recipe_kinds
 from dcjax.data.canaries import CANARY_KINDS
 from dcjax.mia import ATTACKS
+from dcjax.nets import NET_NAMES
 from dcjax.nets.layers import INITS as NET_INITS
 from dcjax.train.config import COMPUTE_DTYPES
 
@@ -119,6 +120,7 @@ def build_parser(prog: str = "python -m experiments.audit", description: str = _
                    "LiRA reference layout (with the test split's logits as RMIA's population)")
   cli.add_config_flags(p, AuditConfig, docs=_HELP, preset_defaults=True, choices={
       "canary_kind": CANARY_KINDS, "init_scheme": NET_INITS,
+      "net": (*NET_NAMES, None), "cond_net": (*NET_NAMES, None),
       "train_compute_dtype": COMPUTE_DTYPES, "primary_attack": ATTACKS,
       "dataset": None})
   cli.add_condenser_flags(p)  # --<method>.<field>, over the preset's condenser settings

@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="dataset name (default: 'digits', bundled, no network needed)")
   parser.add_argument("--data-dir", default=None,
                       help="tensorflow-datasets data_dir for tfds datasets (default: tfds's)")
-  parser.add_argument("--net", default=None, help=f"network, one of {', '.join(NET_NAMES)}"
+  parser.add_argument("--net", default=None, choices=NET_NAMES,
+                      help=f"network, one of {', '.join(NET_NAMES)}"
                       " (default: ConvNet, or ConvNetD2 for 8x8 images such as digits)")
   parser.add_argument("--init-scheme", default="torch", choices=["torch", "flax"],
                       help="parameter initialisation: the reference's PyTorch defaults, or "

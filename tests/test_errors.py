@@ -46,7 +46,7 @@ CLI_CASES = [
     Case("method-unknown", ("condense", "--method", "kip", "--out", "OUT"), 2,
          "invalid choice: 'kip'"),
     Case("net-unknown", ("audit", "--net", "ResNet99", "--out", "OUT"), 2,
-         "'ResNet99' is not a network"),
+         "argument --net: invalid choice: 'ResNet99'"),
     Case("attack-unknown", ("audit", "--attacks", "loss,magic", "--out", "OUT"), 2,
          r"Unknown attack\(s\) \['magic'\]"),
     Case("recipe-unknown", ("audit", "--recipes", "real,random_subset,gan", "--out", "OUT"), 2,
