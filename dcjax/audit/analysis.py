@@ -80,7 +80,6 @@ def analyse_recipe(cfg: AuditConfig, recipe: Recipe, res: RunResults, pool: Data
       "test_accuracy": {"mean": float(acc.mean()), "std": float(acc.std()),
                         "per_run": acc.tolist()},
       "attacks": {a: r.to_json() for a, r in attacks.items()}, "released_set": None,
-      "attack_details": {a: r.details for a, r in attacks.items() if r.details is not None},
   }
   extra: dict[str, Any] = {}
   if res.train_images is not None:
@@ -99,15 +98,29 @@ def analyse_recipe(cfg: AuditConfig, recipe: Recipe, res: RunResults, pool: Data
         guarantee, summary["attacks"], summary["canaries"], summary["released_set"])
   summary["roc_grid"] = {a: {s: [c.tolist() for c in roc_on_grid(*curve)]
                              for s, curve in per.items()} for a, per in curves.items()}
-  summary["shadow_budget"] = budget.shadow_budget_curve(
-      key_tree.purpose(jax.random.key(cfg.seed), key_tree.BUDGET), res.view_logits,
-      pool.labels, res.keep, [a for a in cfg.attack_names if not a.endswith(PER_VIEW)],
-      population, exclude=canary)
-  summary["exposure"], exposure_extra = _exposure(cfg, attacks, res, pool, canary)
-  return RecipeAnalysis(summary=summary, curves=curves, **extra, **exposure_extra)
+  extras, arrays = attack_extras(attacks, res.view_logits, pool.labels, res.keep,
+                                 res.init_indices, population, canary, cfg.primary_attack,
+                                 cfg.seed)
+  summary.update(extras)
+  return RecipeAnalysis(summary=summary, curves=curves, **extra,
+                        **_exposed_images(summary["exposure"], pool), arrays=arrays)
 
 
 EXPOSED_SHOWN = 16
+
+
+def attack_extras(attacks, view_logits, labels, keep, init_indices, population, exclude,
+                  primary: str, seed: int) -> tuple[dict, dict[str, np.ndarray]]:
+  """What a set of attacked runs gets beyond the strata (the audit's recipes and runs read from
+  the LiRA layout alike): each attack's ``attack_details``, the ``shadow_budget`` curve (key:
+  the seed's BUDGET branch) and the ``exposure``; with the arrays for scores.npz."""
+  curve = budget.shadow_budget_curve(
+      key_tree.purpose(jax.random.key(seed), key_tree.BUDGET), view_logits, labels, keep,
+      [a for a in attacks if not a.endswith(PER_VIEW)], population, exclude=exclude,
+      full_scores={a: r.scores for a, r in attacks.items()})
+  exposure_json, arrays = exposure_summary(attacks, keep, init_indices, primary, exclude)
+  return {"attack_details": {a: r.details for a, r in attacks.items() if r.details is not None},
+          "shadow_budget": curve, "exposure": exposure_json}, arrays
 
 
 def exposure_summary(attacks, keep, init_indices, primary: str, canary=None
@@ -129,19 +142,16 @@ def exposure_summary(attacks, keep, init_indices, primary: str, canary=None
   return summary, arrays
 
 
-def _exposure(cfg: AuditConfig, attacks, res: RunResults, pool, canary) -> tuple[dict, dict]:
-  """exposure_summary, plus the most exposed pool images for the figure."""
-  summary, arrays = exposure_summary(attacks, res.keep, res.init_indices, cfg.primary_attack,
-                                     canary)
-  top = summary["most_exposed"]
+def _exposed_images(exposure_json: dict, pool) -> dict:
+  """The most exposed pool images, captions and labels for the figure."""
+  top = exposure_json["most_exposed"]
   index = np.array([r["index"] for r in top])
   captions = np.array([f"#{r['index']} {r['exposure']:.2f}"
                        + (" canary" if r["canary"] else "")
                        + (f" init {r['init_fraction']:.0%}" if r.get("init_fraction") else "")
                        for r in top])
-  return summary, {"exposed_pixels": np.asarray(pool.preprocessing.invert(pool.images[index])),
-                   "exposed_captions": captions,
-                   "exposed_labels": np.asarray(pool.labels)[index], "arrays": arrays}
+  return {"exposed_pixels": np.asarray(pool.preprocessing.invert(pool.images[index])),
+          "exposed_captions": captions, "exposed_labels": np.asarray(pool.labels)[index]}
 
 
 CHECKED_FPRS = (0.001, 0.01, 0.1)

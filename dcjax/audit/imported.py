@@ -10,16 +10,15 @@ from __future__ import annotations
 import os
 import time
 
-import jax
 import numpy as np
 
-from dcjax import io, key_tree, logs, plots
+from dcjax import io, logs, plots
 from dcjax.audit import analysis
 from dcjax.audit import report as report_lib
 from dcjax.audit.config import AuditConfig, runs_config
 from dcjax.audit.figures import FIGURES
-from dcjax.mia import RMIA_ATTACKS, Population, attack_runs, budget, lira_layout
-from dcjax.mia.attacks import DEFAULT_ATTACKS, PER_VIEW
+from dcjax.mia import RMIA_ATTACKS, Population, attack_runs, lira_layout
+from dcjax.mia.attacks import DEFAULT_ATTACKS
 
 
 def _recipes_in(directory: str) -> dict[str, str]:
@@ -45,14 +44,10 @@ def attack_loaded(loaded: lira_layout.LoadedRuns, attacks, primary: str, seed: i
     population = Population(loaded.population_logits, loaded.population_labels, "population")
   res = attack_runs(loaded.view_logits, loaded.labels, loaded.keep, loaded.init_indices,
                     attacks, exclude=loaded.exclude, population=population)
-  summary = {"attacks": {a: r.to_json() for a, r in res.items()},
-             "attack_details": {a: r.details for a, r in res.items() if r.details is not None},
-             "shadow_budget": budget.shadow_budget_curve(
-                 key_tree.purpose(jax.random.key(seed), key_tree.BUDGET), loaded.view_logits,
-                 loaded.labels, loaded.keep, [a for a in attacks if not a.endswith(PER_VIEW)],
-                 population, exclude=loaded.exclude)}
-  summary["exposure"], arrays = analysis.exposure_summary(res, loaded.keep, loaded.init_indices,
-                                                          primary, loaded.exclude)
+  extras, arrays = analysis.attack_extras(res, loaded.view_logits, loaded.labels, loaded.keep,
+                                          loaded.init_indices, population, loaded.exclude,
+                                          primary, seed)
+  summary = {"attacks": {a: r.to_json() for a, r in res.items()}, **extras}
   return summary, {a: r.curves for a, r in res.items()}, arrays
 
 

@@ -121,12 +121,14 @@ def render_appendix(results: dict) -> str:
            "the metrics against the same non-members, pooled over targets (leave-one-out).", "",
            _METRICS_HEAD]
   attacks = [a for a in results["config"]["attacks"].split(",") if a]
-  for name, r in results["recipes"].items():
-    for a in attacks:
-      for stratum in STRATA:
-        if r["attacks"][a][stratum] is not None:
-          lines.append(_metrics_row(name, a, stratum, _metrics(r["attacks"][a][stratum])))
-  return "\n".join(lines) + "\n"
+  return "\n".join(lines + _every_metric_row(results["recipes"], attacks)) + "\n"
+
+
+def _every_metric_row(recipes: dict, attacks) -> list[str]:
+  """A table row per recipe, attack and stratum with members."""
+  return [_metrics_row(name, a, stratum, _metrics(r["attacks"][a][stratum]))
+          for name, r in recipes.items() for a in attacks for stratum in STRATA
+          if r["attacks"][a][stratum] is not None]
 
 
 def render_imported(results: dict) -> str:
@@ -138,12 +140,8 @@ def render_imported(results: dict) -> str:
            f"the AUC, Clopper-Pearson for TPRs). Primary attack `{results['primary_attack']}`; "
            f"code `{results['code_version']}`.", "", "| set | runs | examples |", "|---|---|---|"]
   lines += [f"| {n} | {r['runs']} | {r['examples']} |" for n, r in results["recipes"].items()]
-  lines += ["", "## Every attack, every stratum", "", _METRICS_HEAD]
-  for name, r in results["recipes"].items():
-    for a in results["attacks"]:
-      for stratum in STRATA:
-        if r["attacks"][a][stratum] is not None:
-          lines.append(_metrics_row(name, a, stratum, _metrics(r["attacks"][a][stratum])))
+  lines += ["", "## Every attack, every stratum", "", _METRICS_HEAD,
+            *_every_metric_row(results["recipes"], results["attacks"])]
   lines += [""] + [f"![ROC {n}]({r['figures']['roc']})" for n, r in results["recipes"].items()]
   lines += [""] + _shadow_budget(results) + _exposure(results)
   return "\n".join(lines) + "\n"

@@ -53,11 +53,14 @@ def reference_subsets(key: jax.Array, num_runs: int, k: int) -> list[np.ndarray]
 
 def shadow_budget_curve(key: jax.Array, view_logits, labels, keep, attacks,
                         population: Population | None = None, exclude=None,
-                        rmia: RMIAConfig = RMIAConfig(), fpr: float = BUDGET_FPR
+                        rmia: RMIAConfig = RMIAConfig(), fpr: float = BUDGET_FPR,
+                        full_scores: dict[str, np.ndarray] | None = None
                         ) -> dict[str, list[dict]]:
   """{attack: [{k, auc, auc_ci95, tpr, tpr_ci95, fpr}, ...]} on all members against the
   non-members (pooled over targets; intervals as in the attack tables: cluster bootstrap over
-  pool examples). ``exclude`` (N,) bool: examples left out of the metrics (canaries)."""
+  pool examples). ``exclude`` (N,) bool: examples left out of the metrics (canaries).
+  ``full_scores``: {attack: (M, N)} leave-one-out scores over all other runs, reused at
+  k = M - 1 instead of computed again."""
   keep = np.asarray(keep, bool)
   num_runs = keep.shape[0]
   kept = slice(None) if exclude is None else ~np.asarray(exclude, bool)
@@ -70,8 +73,11 @@ def shadow_budget_curve(key: jax.Array, view_logits, labels, keep, attacks,
     for k in budgets(num_runs):
       if k < 2 and name in NEEDS_BOTH_SIDES:
         continue
-      refs = reference_subsets(key, num_runs, k)
-      scores, _ = membership_scores(name, view_logits, labels, keep, population, rmia, refs)
+      if k == num_runs - 1 and name in (full_scores or {}):
+        scores = full_scores[name]  # every other run: the full attack, already computed
+      else:
+        scores, _ = membership_scores(name, view_logits, labels, keep, population, rmia,
+                                      reference_subsets(key, num_runs, k))
       m = attack_metrics(scores[:, kept], keep[:, kept], (fpr,), clusters=example)
       point = m.at(fpr)
       rows.append({"k": k, "auc": m.auc, "auc_ci95": list(m.auc_ci95), "fpr": fpr,
