@@ -87,3 +87,20 @@ def test_export_then_import_returns_the_same_arrays(tmp_path):
   np.testing.assert_array_equal(back.init_indices, init)
   np.testing.assert_array_equal(back.population_logits, pop)
   assert back.exclude.tolist() == [True] + [False] * 9
+
+
+def test_an_export_or_a_report_never_writes_into_a_folder_with_other_files(tmp_path):
+  root = str(tmp_path / "exp")
+  _write_layout(root)
+  mine = tmp_path / "mine"
+  mine.mkdir()
+  (mine / "notes.txt").write_text("a user's file")
+  with pytest.raises(FileExistsError, match="not an empty folder"):
+    lira_layout.export_runs(str(mine), np.zeros((2, 1, 3, 2)), np.zeros((2, 3), bool),
+                            np.zeros(3, int))
+  with pytest.raises(Exception, match="not a dcjax directory"):
+    mia_exp.main(["--from-logits", root, "--out", str(mine)])
+  assert os.listdir(mine) == ["notes.txt"]
+  out = str(tmp_path / "report")
+  mia_exp.main(["--from-logits", root, "--out", out])
+  mia_exp.main(["--from-logits", root, "--out", out])  # the same source again: rewritten

@@ -12,13 +12,16 @@ import time
 
 import numpy as np
 
-from dcjax import io, logs, plots
+from dcjax import io, logs, plots, workdir
 from dcjax.audit import analysis
 from dcjax.audit import report as report_lib
 from dcjax.audit.config import AuditConfig, runs_config
 from dcjax.audit.figures import FIGURES
 from dcjax.mia import RMIA_ATTACKS, Population, attack_runs, lira_layout
 from dcjax.mia.attacks import DEFAULT_ATTACKS
+
+
+OWNED_ENTRIES = ("figures", "results.json", "report.md", "scores.npz")
 
 
 def _recipes_in(directory: str) -> dict[str, str]:
@@ -65,7 +68,9 @@ def audit_logits(directory: str, out: str, attacks=None, primary: str = "lira_of
                if has_population or a not in RMIA_ATTACKS]
   if primary not in attacks:
     raise ValueError(f"primary attack {primary!r} is not among the attacks {list(attacks)}.")
-  os.makedirs(out, exist_ok=True)
+  # out is dcjax's: a folder with other files is refused, never written into
+  workdir.claim(out, {"study": "membership attacks on runs in the LiRA layout",
+                      "source": os.path.abspath(directory)}, owned=OWNED_ENTRIES)
   results = {"source": os.path.abspath(directory), "primary_attack": primary,
              "attacks": list(attacks), "recipes": {}, "figures": {},
              "code_version": io.code_version()}

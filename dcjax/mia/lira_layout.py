@@ -52,6 +52,9 @@ def export_runs(directory: str, view_logits, keep, labels, init_indices=None, ex
   (T,)) into ``directory``; returns the experiment folders written."""
   view_logits, keep = np.asarray(view_logits), np.asarray(keep, bool)
   runs = keep.shape[0]
+  if os.path.exists(directory) and (not os.path.isdir(directory) or os.listdir(directory)):
+    raise FileExistsError(f"{directory} exists and is not an empty folder; the runs are "
+                          "exported into a new or empty one (nothing there was touched).")
   os.makedirs(directory, exist_ok=True)
   np.save(os.path.join(directory, "y_train.npy"), np.asarray(labels))
   if exclude is not None:
